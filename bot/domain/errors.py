@@ -1,0 +1,102 @@
+"""The error tree the rules and the VPS.org port speak; slack/errors.py turns it into text.
+
+DomainError
+├── UsageError           the command text does not fit the grammar
+├── NotAllowed           the person or channel may not do this
+└── VpsApiError          VPS.org answered with an error, or not at all
+    ├── Unauthorized     401: the token is wrong (a configuration problem)
+    ├── NotFound         404: the server, snapshot or backup does not exist
+    ├── BadRequest       400 and other 4xx: the API refused the request
+    │   └── LimitReached the per-server limit (5 snapshots, 10 manual backups)
+    ├── RateLimited      429: VPS.org asks us to slow down
+    ├── Unavailable      timeout, connection error, 5xx
+    └── BadResponse      a body that is not the documented JSON, or a redirect
+"""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error the bot explains to a person."""
+
+
+class UsageError(DomainError):
+    """The command text does not fit the grammar; `usage` is the help for that command."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.usage = usage
+
+
+class NotAllowed(DomainError):
+    """The person or channel is not allowed to do this."""
+
+
+class VpsApiError(DomainError):
+    """VPS.org answered with an error (status is None when nothing came back)."""
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        status: int | None = None,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+        self.method = method
+        self.path = path
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """A mutation that may or may not have happened: never resend it blindly."""
+        return False
+
+
+class Unauthorized(VpsApiError):
+    pass
+
+
+class NotFound(VpsApiError):
+    pass
+
+
+class BadRequest(VpsApiError):
+    pass
+
+
+class LimitReached(BadRequest):
+    pass
+
+
+class RateLimited(VpsApiError):
+    def __init__(
+        self,
+        detail: str,
+        *,
+        retry_after: float | None = None,
+        status: int | None = 429,
+        method: str = "",
+        path: str = "",
+    ) -> None:
+        super().__init__(detail, status=status, method=method, path=path)
+        self.retry_after = retry_after
+
+
+class Unavailable(VpsApiError):
+    """No usable answer: timeout, refused connection or a 5xx."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.method in ("POST", "DELETE")
+
+
+class BadResponse(VpsApiError):
+    """An answer that is not the documented JSON; treated as an error, never as empty or success."""
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.method in ("POST", "DELETE")
