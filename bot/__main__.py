@@ -1,0 +1,93 @@
+"""Command line: `python -m bot serve | demo | simulator | db upgrade`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+
+from bot.config import ConfigError, Settings, load_settings
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+    for noisy in ("alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def serve(settings: Settings) -> None:
+    import uvicorn
+
+    from bot.bootstrap import build
+
+    settings.require_for("serve")
+    bot = build(settings)
+    uvicorn.run(bot.web, host="0.0.0.0", port=settings.port, log_level="info")  # noqa: S104
+
+
+def demo(settings: Settings) -> None:
+    from bot.console import run_demo
+
+    asyncio.run(run_demo(settings))
+
+
+def simulator(port: int, token: str | None) -> None:
+    import uvicorn
+
+    from bot.vpsorg.simulator import Simulator
+
+    uvicorn.run(Simulator(token=token).app, host="127.0.0.1", port=port, log_level="info")
+
+
+def db_upgrade(settings: Settings) -> None:
+    from bot.storage.database import Database
+
+    async def upgrade() -> None:
+        database = Database(settings.async_database_url)
+        try:
+            await database.upgrade()
+        finally:
+            await database.dispose()
+
+    asyncio.run(upgrade())
+    print("database schema is up to date")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("serve", help="serve Slack over HTTP on $PORT")
+    commands.add_parser("demo", help="the whole bot in this terminal (simulator + SQLite)")
+    sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--token", default=os.environ.get("VPS_API_TOKEN"))
+    db = commands.add_parser("db", help="database schema")
+    db.add_argument("action", choices=["upgrade"])
+    args = parser.parse_args(argv)
+
+    _logging()
+    try:
+        if args.command == "simulator":
+            simulator(args.port, args.token)
+            return 0
+        settings = load_settings()
+        if args.command == "serve":
+            serve(settings)
+        elif args.command == "demo":
+            demo(settings)
+        elif args.command == "db":
+            db_upgrade(settings)
+    except ConfigError as exc:
+        print(f"vpsbot: configuration error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

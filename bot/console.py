@@ -1,0 +1,223 @@
+"""`python -m bot demo`: the whole bot in a terminal, against the simulator and SQLite.
+
+The same app and services as `serve`: each typed line becomes a slash command, signed as Slack
+signs it and POSTed to the bot's own `/slack/events` on loopback. A small Slack stand-in (also on
+loopback) receives the bot's replies and Web API calls and prints them as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import itertools
+import json
+import re
+import secrets
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+from urllib.parse import parse_qsl, urlencode
+
+import httpx
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.bootstrap import build
+from bot.config import Settings
+from bot.serving import serving
+from bot.slack.signing import signed_headers
+from bot.vpsorg.simulator import Simulator
+
+DEMO_TEAM = "T0000DEMO"
+DEMO_CHANNEL = "C0000DEMO"
+
+
+@dataclass
+class SlackCall:
+    """One thing the bot sent to Slack: a Web API method or a response_url post."""
+
+    method: str  # e.g. "chat.postMessage", or "response" for a response_url post
+    data: dict[str, Any]
+    key: str = ""  # the response_url key, for "response"
+
+
+@dataclass
+class WebFault:
+    method: str
+    status: int = 429
+    headers: dict[str, str] = field(default_factory=dict)
+    body: dict[str, Any] = field(default_factory=lambda: {"ok": False, "error": "ratelimited"})
+    times: int = 1
+
+
+class SlackStandIn:
+    """Answers the Slack Web API and response_url posts on loopback, recording every call."""
+
+    def __init__(self, on_call: Callable[[SlackCall], None] | None = None) -> None:
+        self.calls: list[SlackCall] = []
+        self.faults: list[WebFault] = []
+        self.on_call = on_call
+        self.base_url = ""
+        self._ts = itertools.count(1)
+        self.app = Starlette(
+            routes=[
+                Route("/api/{method}", self._api, methods=["POST", "GET"]),
+                Route("/response/{key}", self._response, methods=["POST"]),
+            ]
+        )
+
+    def response_url(self, key: str) -> str:
+        return f"{self.base_url}/response/{key}"
+
+    def api_calls(self, method: str) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == method]
+
+    def responses(self, key: str | None = None) -> list[SlackCall]:
+        return [c for c in self.calls if c.method == "response" and key in (None, c.key)]
+
+    def _record(self, call: SlackCall) -> None:
+        self.calls.append(call)
+        if self.on_call is not None:
+            self.on_call(call)
+
+    async def _response(self, request: Request) -> Response:
+        self._record(SlackCall("response", json.loads(await request.body()), request.path_params["key"]))
+        return Response("ok")
+
+    async def _api(self, request: Request) -> Response:
+        method = request.path_params["method"]
+        raw = (await request.body()).decode()
+        if request.headers.get("content-type", "").startswith("application/json"):
+            data = json.loads(raw or "{}")
+        else:
+            data = dict(parse_qsl(raw)) | dict(request.query_params)
+        for fault in self.faults:
+            if fault.method == method and fault.times > 0:
+                fault.times -= 1
+                return JSONResponse(fault.body, fault.status, headers=fault.headers)
+        self._record(SlackCall(method, data))
+        return JSONResponse(self._answer(method, data))
+
+    def _answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        if method == "auth.test":
+            return {"ok": True, "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "team_id": DEMO_TEAM}
+        if method == "conversations.open":
+            return {"ok": True, "channel": {"id": "D" + str(data.get("users", "U"))[1:]}}
+        if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
+            ts = data.get("ts") or f"1700000000.{next(self._ts):06d}"
+            return {"ok": True, "channel": data.get("channel"), "ts": ts, "message": data}
+        return {"ok": True}
+
+
+# -- rendering for the terminal ------------------------------------------------------------------
+
+_DATE = re.compile(r"<!date\^[^|>]*\|([^>]*)>")
+_MENTION = re.compile(r"<@([A-Z0-9]+)>")
+
+
+def _plain(mrkdwn: str) -> str:
+    text = _DATE.sub(r"\1", mrkdwn)
+    text = _MENTION.sub(r"@\1", text)
+    return html.unescape(text)
+
+
+def render_text(message: dict[str, Any]) -> str:
+    """A Block Kit message as terminal text."""
+    lines: list[str] = []
+    for block in message.get("blocks") or []:
+        kind = block.get("type")
+        if kind in ("section", "header") and block.get("text"):
+            lines.append(_plain(block["text"]["text"]))
+        for fieldtext in block.get("fields", []):
+            lines.append(_plain(fieldtext["text"]))
+        if kind == "context":
+            lines.extend("  " + _plain(e.get("text", "")) for e in block["elements"])
+        if kind == "actions":
+            lines.append(" ".join(f"[ {e['text']['text']} ]" for e in block["elements"]))
+        if kind == "divider":
+            lines.append("-" * 40)
+    if not lines:
+        lines.append(_plain(str(message.get("text", ""))))
+    return "\n".join(lines)
+
+
+# -- the demo ------------------------------------------------------------------------------------
+
+DEMO_HELP = """Type a slash command as you would in Slack, for example:
+  /snapshot list 12345
+  /backup list 12345 manual
+  /snapshot help
+`as U0000BOB` switches the user you type as; `quit` (or Ctrl-D) leaves."""
+
+
+async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+    def show(call: SlackCall) -> None:
+        if call.method in ("response", "chat.postMessage", "chat.update", "chat.postEphemeral"):
+            where = "only you see this" if call.data.get("response_type") == "ephemeral" else ""
+            where = where or ("in #demo" if call.method != "response" else "")
+            print(f"\n[vpsbot{' · ' + where if where else ''}]\n{render_text(call.data)}\n", file=out)
+            replied.set()
+
+    replied = asyncio.Event()
+    stand_in = SlackStandIn(on_call=show)
+    simulator = Simulator(token="demo-vps-token", create_delay=20, restore_delay=30)
+    secret = secrets.token_hex(16)
+    async with serving(stand_in.app) as slack_url, serving(simulator.app) as vps_url:
+        stand_in.base_url = slack_url
+        values = {name: _raw(value) for name, value in settings.model_dump().items()}
+        values |= {
+            "slack_api_url": f"{slack_url}/api/",
+            "slack_bot_token": "xoxb-demo",
+            "slack_signing_secret": secret,
+            "vps_api_url": f"{vps_url}/api/v1",
+            "vps_api_token": "demo-vps-token",
+        }
+        bot_settings = Settings(**values)
+        bot = build(bot_settings)
+        async with serving(bot.web) as bot_url, httpx.AsyncClient(base_url=bot_url) as http:
+            print(f"vpsbot demo: VPS.org simulator and Slack stand-in on loopback.\n{DEMO_HELP}", file=out)
+            user = "U0000DEMO"
+            for number in itertools.count(1):
+                print(f"{user}> ", end="", file=out, flush=True)
+                line = await asyncio.to_thread(stdin.readline)
+                if not line or line.strip() in ("quit", "exit"):
+                    break
+                line = line.strip()
+                if line.startswith("as "):
+                    user = line.removeprefix("as ").strip() or user
+                    continue
+                command, _, text = line.partition(" ")
+                if command not in ("/snapshot", "/backup"):
+                    print(DEMO_HELP, file=out)
+                    continue
+                replied.clear()
+                body = urlencode(
+                    {
+                        "team_id": DEMO_TEAM,
+                        "channel_id": DEMO_CHANNEL,
+                        "channel_name": "demo",
+                        "user_id": user,
+                        "user_name": user.lower(),
+                        "command": command,
+                        "text": text,
+                        "response_url": stand_in.response_url(str(number)),
+                        "trigger_id": f"demo.{number}",
+                    }
+                )
+                answer = await http.post("/slack/events", content=body, headers=signed_headers(secret, body))
+                if answer.status_code != 200:
+                    print(f"(the bot answered HTTP {answer.status_code})", file=out)
+                    continue
+                try:
+                    await asyncio.wait_for(replied.wait(), timeout=20)
+                except TimeoutError:
+                    print("(no reply within 20 s)", file=out)
+            print("bye", file=out)
+
+
+def _raw(value: Any) -> Any:
+    getter = getattr(value, "get_secret_value", None)
+    return getter() if getter else value

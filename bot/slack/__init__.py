@@ -1,0 +1,59 @@
+"""The Slack transport: the bolt app, its listeners and its HTTP endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+from starlette.requests import Request
+from starlette.responses import Response
+
+from bot.domain.model import Kind
+from bot.services import Services
+from bot.slack.commands import command_listener
+from bot.slack.errors import handle_error
+
+
+def web_client(token: str, base_url: str) -> AsyncWebClient:
+    """Slack's Web API client with slack_sdk's own retry handlers (rate limits, connections)."""
+    return AsyncWebClient(
+        token=token,
+        base_url=base_url if base_url.endswith("/") else base_url + "/",
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def register(app: AsyncApp, services: Services) -> None:
+    """Every listener the bot has, in one screen."""
+    app.command("/snapshot")(command_listener(Kind.SNAPSHOT, services))
+    app.command("/backup")(command_listener(Kind.BACKUP, services))
+    app.error(handle_error)
+
+
+def build_app(services: Services, *, bot_token: str, signing_secret: str, api_url: str) -> AsyncApp:
+    app = AsyncApp(
+        signing_secret=signing_secret,
+        client=web_client(bot_token, api_url),
+        name="vpsbot",
+    )
+    register(app, services)
+    return app
+
+
+def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
+    """`POST /slack/events`: bolt verifies the signature before any listener runs."""
+    handler = AsyncSlackRequestHandler(app)
+
+    async def slack_events(request: Request) -> Response:
+        return await handler.handle(request)
+
+    return slack_events

@@ -1,0 +1,241 @@
+"""Pure Block Kit builders: results in, messages out. Nothing here talks to Slack.
+
+Every string that comes from a person or from VPS.org goes through `escape()`, so `<!channel>`,
+links and user mentions in it are shown as text and never trigger anything. Every builder keeps
+within Slack's limits: 50 blocks, 3,000 characters per section text, 75 per button label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from bot.domain.model import COMPLETED, IN_PROGRESS, Backup, BackupType, Kind, ServerRef, Snapshot
+from bot.services.listings import BackupList, SnapshotList
+
+Block = dict[str, Any]
+
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_LISTED = 40  # leaves room for headers and the "more" note within 50 blocks
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A Slack message: `text` is the notification/fallback, `blocks` the rich body."""
+
+    text: str
+    blocks: list[Block] = field(default_factory=list)
+
+    def as_kwargs(self) -> dict[str, Any]:
+        return {"text": self.text, "blocks": self.blocks}
+
+
+# -- text helpers --------------------------------------------------------------------------------
+
+
+def escape(text: str) -> str:
+    """Make text safe to put in mrkdwn: Slack's three control characters become entities."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def safe(text: str, limit: int = 200) -> str:
+    """Clip, then escape: user and API text ready for mrkdwn."""
+    return escape(clip(text, limit))
+
+
+def size(mb: int | None) -> str:
+    if mb is None:
+        return "size not known yet"
+    if mb >= 1024:
+        return f"{mb / 1024:.1f} GB"
+    return f"{mb} MB"
+
+
+def span(seconds: float) -> str:
+    """A duration in words, two units at most: '3 days 4 hours', '5 minutes'."""
+    seconds = int(abs(seconds))
+    units = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
+    parts: list[str] = []
+    for name, length in units:
+        count, seconds = divmod(seconds, length)
+        if count:
+            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
+        if len(parts) == 2 or (parts and count == 0):
+            break
+    return " ".join(parts) or "less than a minute"
+
+
+def ago(then: datetime, now: datetime) -> str:
+    delta = (now - then).total_seconds()
+    if abs(delta) < 60:
+        return "just now"
+    return f"{span(delta)} ago" if delta > 0 else f"in {span(delta)}"
+
+
+def when(moment: datetime) -> str:
+    """A date Slack shows in the reader's own time zone, with a UTC fallback."""
+    fallback = moment.strftime("%Y-%m-%d %H:%M UTC")
+    return f"<!date^{int(moment.timestamp())}^{{date_short_pretty}} {{time}}|{fallback}>"
+
+
+def status_label(status: str) -> str:
+    if status == COMPLETED:
+        return ":white_check_mark: completed"
+    if status == IN_PROGRESS:
+        return ":hourglass_flowing_sand: in progress"
+    return f":x: status: {safe(status, 40)}"
+
+
+def server_label(server: ServerRef) -> str:
+    return f"*{safe(server.name, 100)}* (`{server.id}`)"
+
+
+def section(text: str) -> Block:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": clip(text, MAX_SECTION_TEXT)}}
+
+
+def context(text: str) -> Block:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": clip(text, 2000)}]}
+
+
+def header(text: str) -> Block:
+    return {"type": "header", "text": {"type": "plain_text", "text": clip(text, 150)}}
+
+
+# -- listings ------------------------------------------------------------------------------------
+
+
+def _snapshot_line(snapshot: Snapshot, now: datetime) -> str:
+    lines = [
+        f"*{safe(snapshot.name, 100)}* · id `{snapshot.id}` · {status_label(snapshot.status)}",
+        f"{size(snapshot.size_mb)} · taken {ago(snapshot.created_at, now)}, "
+        f"{when(snapshot.created_at)}",
+    ]
+    if snapshot.description:
+        lines.append(f"_{safe(snapshot.description)}_")
+    return "\n".join(lines)
+
+
+def _expiry(backup: Backup, now: datetime) -> str:
+    if backup.expires_at is None:
+        return "never expires"
+    if backup.expires_at <= now:
+        return f"expired {ago(backup.expires_at, now)}"
+    return f"expires {ago(backup.expires_at, now)}"
+
+
+def _backup_line(backup: Backup, now: datetime) -> str:
+    kind = backup.backup_type
+    kind_text = kind.value if isinstance(kind, BackupType) else safe(str(kind), 20)
+    lines = [
+        f"*{kind_text} backup* · id `{backup.id}` · {status_label(backup.status)}",
+        f"{size(backup.size_mb)} · taken {ago(backup.created_at, now)}, "
+        f"{when(backup.created_at)} · {_expiry(backup, now)}",
+    ]
+    if backup.description:
+        lines.append(f"_{safe(backup.description)}_")
+    return "\n".join(lines)
+
+
+def _grouped(
+    items: Sequence[Snapshot | Backup], line: Any, now: datetime, single_server: bool
+) -> list[Block]:
+    blocks: list[Block] = []
+    current: int | None = None
+    for item in items[:MAX_LISTED]:
+        if not single_server and item.server.id != current:
+            current = item.server.id
+            blocks.append(section(f":desktop_computer: {server_label(item.server)}"))
+        blocks.append(section(line(item, now)))
+    return blocks
+
+
+def _listing(
+    title: str,
+    items: Sequence[Snapshot | Backup],
+    line: Any,
+    now: datetime,
+    server: ServerRef | None,
+    partial: bool,
+    empty: str,
+    narrow_hint: str,
+) -> Message:
+    count = len(items)
+    noun = "item" if count == 1 else "items"
+    heading = f"*{title}* of {server_label(server)}" if server else f"*{title}*, all servers"
+    blocks: list[Block] = [section(f"{heading}: {count} {noun}")]
+    if not items:
+        blocks.append(section(empty))
+    ordered = items if server else sorted(items, key=lambda i: i.server.id)
+    blocks.extend(_grouped(ordered, line, now, single_server=server is not None))
+    notes = []
+    if count > MAX_LISTED:
+        notes.append(f"Showing {MAX_LISTED} of {count}. {narrow_hint}")
+    if partial:
+        notes.append("VPS.org said it holds more than it returned: this list may be incomplete.")
+    if notes:
+        blocks.append(context(" ".join(notes)))
+    plain_heading = f"{title} of {safe(server.name, 100)} ({server.id})" if server else title
+    return Message(f"{plain_heading}: {count} {noun}", blocks[:MAX_BLOCKS])
+
+
+def snapshot_list(result: SnapshotList, now: datetime) -> Message:
+    return _listing(
+        "Snapshots",
+        result.snapshots,
+        _snapshot_line,
+        now,
+        result.server,
+        result.partial,
+        "No snapshots.",
+        "Use `/snapshot list <server_id>` for one server.",
+    )
+
+
+def backup_list(result: BackupList, now: datetime) -> Message:
+    title = f"{result.backup_type.value.capitalize()} backups" if result.backup_type else "Backups"
+    return _listing(
+        title,
+        result.backups,
+        _backup_line,
+        now,
+        result.server,
+        result.partial,
+        "No backups.",
+        "Use `/backup list <server_id> [manual|automatic]` to narrow it.",
+    )
+
+
+# -- help and errors -----------------------------------------------------------------------------
+
+
+def help_message(kind: Kind, usage_text: str) -> Message:
+    intro = {
+        Kind.SNAPSHOT: "Snapshots are quick point-in-time copies of a server (at most 5 per server).",
+        Kind.BACKUP: "Backups are kept for the long term (at most 10 manual backups per server).",
+    }[kind]
+    blocks = [
+        section(f"*`/{kind.value}`*: {intro}"),
+        section(usage_text),
+        context("Restores overwrite the whole server and need a second person's approval."),
+    ]
+    return Message(f"/{kind.value} help", blocks)
+
+
+def error_message(text: str, usage_text: str | None = None) -> Message:
+    blocks = [section(text)]
+    if usage_text:
+        blocks.append(context(usage_text))
+    return Message(clip(text, 300), blocks)
+
+
+def unavailable_message(kind: Kind, subcommand: str) -> Message:
+    text = f"`/{kind.value} {subcommand}` is not available in this version of vpsbot yet."
+    return Message(text, [section(text)])

@@ -1,0 +1,61 @@
+"""`/snapshot` and `/backup`: ack at once, parse, call one service, respond."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.domain.model import Kind
+from bot.domain.operations import (
+    CreateBackup,
+    CreateSnapshot,
+    Intent,
+    ListBackups,
+    ListSnapshots,
+    RequestDelete,
+    RequestRestore,
+    ShowHelp,
+)
+from bot.services import Services, listings
+from bot.services.commands import Invocation
+from bot.slack import blocks
+from bot.slack.errors import report
+from bot.slack.parsing import parse, usage
+
+
+async def run(intent: Intent, kind: Kind, services: Services) -> blocks.Message:
+    """Carry out one intent and render its result."""
+    match intent:
+        case ShowHelp():
+            return blocks.help_message(intent.kind, usage(intent.kind))
+        case ListSnapshots(server_id):
+            result = await listings.list_snapshots(services.vps, server_id)
+            return blocks.snapshot_list(result, services.clock())
+        case ListBackups(server_id, backup_type):
+            found = await listings.list_backups(services.vps, server_id, backup_type)
+            return blocks.backup_list(found, services.clock())
+        case CreateSnapshot() | CreateBackup():
+            return blocks.unavailable_message(kind, "create")
+        case RequestRestore():
+            return blocks.unavailable_message(kind, "restore")
+        case RequestDelete():
+            return blocks.unavailable_message(kind, "delete")
+
+
+def command_listener(kind: Kind, services: Services) -> Any:
+    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+        await ack()
+        invocation = Invocation(
+            user_id=command.get("user_id", ""),
+            channel_id=command.get("channel_id", ""),
+            command=command.get("command", f"/{kind.value}"),
+            text=command.get("text", ""),
+        )
+        try:
+            async with services.commands.recording(invocation):
+                message = await run(parse(kind, invocation.text), kind, services)
+                await respond(response_type="ephemeral", **message.as_kwargs())
+        except Exception as error:  # after ack() bolt would drop it; reply here instead
+            await report(error, respond)
+
+    on_command.__name__ = f"on_{kind.value}_command"
+    return on_command

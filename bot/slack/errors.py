@@ -1,0 +1,87 @@
+"""One error handler: known errors become a friendly ephemeral reply; the rest are logged."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from bot.domain.errors import (
+    BadResponse,
+    LimitReached,
+    NotAllowed,
+    NotFound,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    UsageError,
+    VpsApiError,
+)
+from bot.slack.blocks import Message, error_message, safe
+
+log = logging.getLogger(__name__)
+
+
+def _api_error_text(error: VpsApiError) -> str:
+    code = f" (HTTP {error.status})" if error.status else ""
+    detail = safe(error.detail, 300)
+    if isinstance(error, Unauthorized):
+        return (
+            ":closed_lock_with_key: VPS.org rejected the bot's credentials"
+            f"{code}. This is a configuration problem: an admin needs to check "
+            "`VPS_API_TOKEN`. Nothing was changed."
+        )
+    if isinstance(error, NotFound):
+        return f":mag: {detail}" if error.detail != "Not found." else ":mag: VPS.org has no such item."
+    if isinstance(error, LimitReached):
+        return f":no_entry: VPS.org refused: {detail}{code}. Nothing was created."
+    if isinstance(error, RateLimited):
+        wait = f" in {int(error.retry_after)} s" if error.retry_after else " in a minute"
+        return f":hourglass: VPS.org is busy (rate limited); try again{wait}. Nothing was changed."
+    if error.outcome_unknown:
+        return (
+            f":warning: VPS.org did not confirm the request ({detail}{code}). It may or may not "
+            "have happened: check with `list` before trying again."
+        )
+    if isinstance(error, Unavailable):
+        return f":warning: VPS.org is not answering properly ({detail}{code}). Nothing was changed."
+    if isinstance(error, BadResponse):
+        return f":warning: {detail}. Nothing was changed."
+    return f":no_entry: VPS.org refused the request: {detail}{code}."
+
+
+def describe(error: BaseException) -> Message:
+    """The reply a person gets for `error`."""
+    if isinstance(error, UsageError):
+        return error_message(f":warning: {safe(error.message, 300)}", error.usage)
+    if isinstance(error, NotAllowed):
+        return error_message(f":no_entry: {safe(str(error), 300)}")
+    if isinstance(error, VpsApiError):
+        return error_message(_api_error_text(error))
+    return error_message(
+        ":boom: Something went wrong inside vpsbot; it has been logged. Nothing was changed."
+    )
+
+
+async def report(error: Exception, respond: Any) -> None:
+    """Log `error` as it deserves and tell the person who asked, ephemerally.
+
+    Listeners call this for errors raised after `ack()`: bolt's own error path loses the HTTP
+    response when a listener fails right after acking, so it cannot be relied on there.
+    """
+    if isinstance(error, Unauthorized):
+        log.error("VPS.org answered 401: check the VPS_API_TOKEN setting")
+    elif isinstance(error, VpsApiError):
+        log.warning("VPS.org error %s on %s %s", error.status, error.method, error.path)
+    elif not isinstance(error, UsageError | NotAllowed):
+        log.error("listener failed", exc_info=error)
+    if respond is None:
+        return
+    try:
+        await respond(response_type="ephemeral", replace_original=False, **describe(error).as_kwargs())
+    except Exception:
+        log.exception("could not tell the user about an error")
+
+
+async def handle_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+    """Bolt's @app.error handler, for anything that fails before a listener could ack."""
+    await report(error, respond)

@@ -1,0 +1,1 @@
+"""Action ids shared by the Block Kit builders and the handlers."""
