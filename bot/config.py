@@ -45,7 +45,9 @@ class Settings(BaseSettings):
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(part.strip() for part in value.replace(" ", ",").split(",") if part.strip())
+            return tuple(
+                part.strip() for part in value.replace(" ", ",").split(",") if part.strip()
+            )
         return value
 
     @field_validator("vps_api_url", "slack_api_url")

@@ -33,6 +33,7 @@ from bot.vpsorg.simulator import Simulator
 
 DEMO_TEAM = "T0000DEMO"
 DEMO_CHANNEL = "C0000DEMO"
+DEMO_VPS_TOKEN = "demo-vps-token"  # noqa: S105 - the simulator's, never a real one
 
 
 @dataclass
@@ -84,7 +85,9 @@ class SlackStandIn:
             self.on_call(call)
 
     async def _response(self, request: Request) -> Response:
-        self._record(SlackCall("response", json.loads(await request.body()), request.path_params["key"]))
+        self._record(
+            SlackCall("response", json.loads(await request.body()), request.path_params["key"])
+        )
         return Response("ok")
 
     async def _api(self, request: Request) -> Response:
@@ -158,12 +161,14 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
         if call.method in ("response", "chat.postMessage", "chat.update", "chat.postEphemeral"):
             where = "only you see this" if call.data.get("response_type") == "ephemeral" else ""
             where = where or ("in #demo" if call.method != "response" else "")
-            print(f"\n[vpsbot{' · ' + where if where else ''}]\n{render_text(call.data)}\n", file=out)
+            print(
+                f"\n[vpsbot{' · ' + where if where else ''}]\n{render_text(call.data)}\n", file=out
+            )
             replied.set()
 
     replied = asyncio.Event()
     stand_in = SlackStandIn(on_call=show)
-    simulator = Simulator(token="demo-vps-token", create_delay=20, restore_delay=30)
+    simulator = Simulator(token=DEMO_VPS_TOKEN, create_delay=20, restore_delay=30)
     secret = secrets.token_hex(16)
     async with serving(stand_in.app) as slack_url, serving(simulator.app) as vps_url:
         stand_in.base_url = slack_url
@@ -173,12 +178,15 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
             "slack_bot_token": "xoxb-demo",
             "slack_signing_secret": secret,
             "vps_api_url": f"{vps_url}/api/v1",
-            "vps_api_token": "demo-vps-token",
+            "vps_api_token": DEMO_VPS_TOKEN,
         }
         bot_settings = Settings(**values)
         bot = build(bot_settings)
         async with serving(bot.web) as bot_url, httpx.AsyncClient(base_url=bot_url) as http:
-            print(f"vpsbot demo: VPS.org simulator and Slack stand-in on loopback.\n{DEMO_HELP}", file=out)
+            print(
+                f"vpsbot demo: VPS.org simulator and Slack stand-in on loopback.\n{DEMO_HELP}",
+                file=out,
+            )
             user = "U0000DEMO"
             for number in itertools.count(1):
                 print(f"{user}> ", end="", file=out, flush=True)
@@ -207,7 +215,9 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
                         "trigger_id": f"demo.{number}",
                     }
                 )
-                answer = await http.post("/slack/events", content=body, headers=signed_headers(secret, body))
+                answer = await http.post(
+                    "/slack/events", content=body, headers=signed_headers(secret, body)
+                )
                 if answer.status_code != 200:
                     print(f"(the bot answered HTTP {answer.status_code})", file=out)
                     continue

@@ -6,14 +6,18 @@ import asyncio
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import uvicorn
 
 
 @asynccontextmanager
 async def serving(
-    app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: str = "auto"
+    app: Any,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    lifespan: Literal["auto", "on", "off"] = "auto",
 ) -> AsyncIterator[str]:
     """Yield the base URL (`http://127.0.0.1:PORT`) while `app` is served; stop it on exit."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

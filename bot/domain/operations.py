@@ -13,7 +13,7 @@ MAX_SNAPSHOT_NAME = 64
 MAX_DESCRIPTION = 500
 
 _ID = re.compile(r"[0-9]{1,10}")
-_SNAPSHOT_NAME = re.compile(r"[A-Za-z0-9_-]{1,%d}" % MAX_SNAPSHOT_NAME)
+_SNAPSHOT_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SNAPSHOT_NAME}}}")
 
 
 def parse_id(text: str) -> int | None:

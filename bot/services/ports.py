@@ -65,7 +65,8 @@ class AuditLog(Protocol):
 
 
 class UnitOfWork(Protocol):
-    audit: AuditLog
+    @property
+    def audit(self) -> AuditLog: ...
 
     async def __aenter__(self) -> Self: ...
 

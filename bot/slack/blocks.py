@@ -218,7 +218,7 @@ def backup_list(result: BackupList, now: datetime) -> Message:
 
 def help_message(kind: Kind, usage_text: str) -> Message:
     intro = {
-        Kind.SNAPSHOT: "Snapshots are quick point-in-time copies of a server (at most 5 per server).",
+        Kind.SNAPSHOT: "Snapshots are quick point-in-time copies (at most 5 per server).",
         Kind.BACKUP: "Backups are kept for the long term (at most 10 manual backups per server).",
     }[kind]
     blocks = [

@@ -53,9 +53,10 @@ def command_listener(kind: Kind, services: Services) -> Any:
         try:
             async with services.commands.recording(invocation):
                 message = await run(parse(kind, invocation.text), kind, services)
-                await respond(response_type="ephemeral", **message.as_kwargs())
         except Exception as error:  # after ack() bolt would drop it; reply here instead
             await report(error, respond)
+            return
+        await respond(response_type="ephemeral", **message.as_kwargs())
 
     on_command.__name__ = f"on_{kind.value}_command"
     return on_command

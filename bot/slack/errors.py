@@ -31,7 +31,9 @@ def _api_error_text(error: VpsApiError) -> str:
             "`VPS_API_TOKEN`. Nothing was changed."
         )
     if isinstance(error, NotFound):
-        return f":mag: {detail}" if error.detail != "Not found." else ":mag: VPS.org has no such item."
+        return (
+            f":mag: {detail}" if error.detail != "Not found." else ":mag: VPS.org has no such item."
+        )
     if isinstance(error, LimitReached):
         return f":no_entry: VPS.org refused: {detail}{code}. Nothing was created."
     if isinstance(error, RateLimited):
@@ -77,7 +79,9 @@ async def report(error: Exception, respond: Any) -> None:
     if respond is None:
         return
     try:
-        await respond(response_type="ephemeral", replace_original=False, **describe(error).as_kwargs())
+        await respond(
+            response_type="ephemeral", replace_original=False, **describe(error).as_kwargs()
+        )
     except Exception:
         log.exception("could not tell the user about an error")
 

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every instance of the bot.
@@ -26,6 +34,17 @@ def _upgrade(connection: Connection) -> None:
     command.upgrade(alembic_config(connection), "head")
 
 
+# Alembic keeps its running context in module globals, so two upgrades in one process must not
+# interleave; one lock per event loop (tests run several loops in one process).
+_upgrade_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _upgrade_lock() -> asyncio.Lock:
+    return _upgrade_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+
+
 class Database:
     """One async engine for the process; `sessions` makes unit-of-work sessions."""
 
@@ -33,7 +52,8 @@ class Database:
         self.url = url
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True)
         if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @property
@@ -42,10 +62,13 @@ class Database:
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration. Safe to run from several instances at once:
-        on PostgreSQL an advisory lock makes the others wait, and they then find nothing to do."""
-        async with self.engine.begin() as conn:
+        on PostgreSQL an advisory lock makes the others wait, and they then find nothing to do;
+        on SQLite the write lock taken by BEGIN IMMEDIATE does the same."""
+        async with _upgrade_lock(), self.engine.begin() as conn:
             if self.dialect == "postgresql":
-                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                await conn.execute(
+                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
+                )
             await conn.run_sync(_upgrade)
 
     async def ping(self) -> bool:
@@ -60,12 +83,21 @@ class Database:
         await self.engine.dispose()
 
 
-def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
-    cursor = dbapi_connection.cursor()  # type: ignore[attr-defined]
+def _sqlite_connect(dbapi_connection: Any, _record: object) -> None:
+    # Let SQLAlchemy, not the sqlite3 module, decide where transactions begin (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """SQLite's single-writer mode: every transaction takes the write lock when it starts, so
+    a read-then-write (a compare-and-set, a lease claim, a migration) can never interleave with
+    another writer's; others wait up to busy_timeout instead of failing half-way."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 __all__ = ["AsyncSession", "Database", "alembic_config"]

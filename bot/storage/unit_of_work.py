@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -24,18 +23,12 @@ class SqlUnitOfWork:
         self.audit = AuditRepository(self._session)
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         assert self._session is not None
-        try:
-            await self._session.rollback()
-        finally:
-            await self._session.close()
-            self._session = None
+        # close() rolls back whatever was not committed and detaches the loaded rows intact
+        # (a rollback() would expire them, and reading them afterwards would fail).
+        await self._session.close()
+        self._session = None
 
     async def commit(self) -> None:
         assert self._session is not None, "use the unit of work inside `async with`"

@@ -133,9 +133,30 @@ class Simulator:
         self.add_server(12345, "web-server-01")
         self.add_server(23456, "db-server-01")
         snap = self.add_snapshot
-        snap(12345, "weekly-snapshot-2025-01-08", "Weekly snapshot", 798, "2025-01-08T12:00:00Z", 4856)
-        snap(12345, "pre-migration-snapshot", "Before major migration", 801, "2025-01-15T18:30:00Z", 5120)
-        snap(23456, "before-pg-upgrade", "Before PostgreSQL upgrade", 805, "2025-01-20T09:15:00Z", 20480)
+        snap(
+            12345,
+            "weekly-snapshot-2025-01-08",
+            "Weekly snapshot",
+            798,
+            "2025-01-08T12:00:00Z",
+            4856,
+        )
+        snap(
+            12345,
+            "pre-migration-snapshot",
+            "Before major migration",
+            801,
+            "2025-01-15T18:30:00Z",
+            5120,
+        )
+        snap(
+            23456,
+            "before-pg-upgrade",
+            "Before PostgreSQL upgrade",
+            805,
+            "2025-01-20T09:15:00Z",
+            20480,
+        )
         back = self.add_backup
         back(12345, "automatic", "Automatic daily backup", 495, "2025-01-15T03:00:00Z", 4389)
         back(12345, "manual", "Pre-update backup", 499, "2025-01-14T10:30:00Z", 4456)
@@ -284,7 +305,9 @@ class Simulator:
             if fault.kind == "hang":
                 await asyncio.sleep(fault.delay)
             elif fault.kind == "malformed":
-                return Response(b'{"count": 2, "results": [{"id": 8', 200, media_type="application/json")
+                return Response(
+                    b'{"count": 2, "results": [{"id": 8', 200, media_type="application/json"
+                )
             else:
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
         denied = self._authenticate(request.headers.get("authorization"))
@@ -386,7 +409,9 @@ class Simulator:
             return _error(400, f"Snapshot limit reached: at most {MAX_SNAPSHOTS} per server.")
         manual = [o for o in existing if o.backup_type == "manual"]
         if collection == "backups" and len(manual) >= MAX_MANUAL_BACKUPS:
-            return _error(400, f"Backup limit reached: at most {MAX_MANUAL_BACKUPS} manual backups.")
+            return _error(
+                400, f"Backup limit reached: at most {MAX_MANUAL_BACKUPS} manual backups."
+            )
         now = self.clock()
         obj = SimObject(
             id=self._new_id(collection),

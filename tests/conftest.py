@@ -1,0 +1,181 @@
+"""Shared fixtures: settings, databases (SQLite; PostgreSQL when TEST_DATABASE_URL), the served
+bot with the VPS.org simulator and a fake Slack, all on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.bootstrap import Bot, build
+from bot.config import Settings, async_database_url
+from bot.serving import serving
+from bot.slack.signing import signed_headers
+from bot.vpsorg.simulator import Simulator
+from tests.fakes.slack import SlackCall, SlackStandIn
+
+# Slack's recorded artefacts: ../shared/fixtures/slack beside the checkout when it is there,
+# else the copy kept in tests/fixtures/slack (tests/test_fixtures.py checks they agree).
+SHARED_FIXTURES = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "slack"
+LOCAL_FIXTURES = Path(__file__).resolve().parent / "fixtures" / "slack"
+FIXTURES = SHARED_FIXTURES if SHARED_FIXTURES.exists() else LOCAL_FIXTURES
+
+SIGNING_SECRET = "test-signing-secret-0123456789"
+BOT_TOKEN = "xoxb-test-bot-token"
+VPS_TOKEN = "test-vps-token"
+CHANNEL = "C0000TEST"
+ALICE = "U0000TEST"
+BOB = "U0000APPR"
+
+
+def fixture(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's real tokens or settings."""
+    for name in list(os.environ):
+        if name.startswith(("SLACK_", "VPS_", "VPSBOT_")) or name in ("DATABASE_URL", "PORT"):
+            monkeypatch.delenv(name)
+
+
+async def _reset_postgres(url: str) -> None:
+    engine = create_async_engine(async_database_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+DATABASES = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=pytest.mark.skipif(
+            not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set"
+        ),
+    ),
+]
+
+
+@pytest.fixture(params=DATABASES)
+async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database: SQLite in tmp_path, and PostgreSQL when TEST_DATABASE_URL is set."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'vpsbot.db'}"
+    url = os.environ["TEST_DATABASE_URL"]
+    await _reset_postgres(url)
+    return url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'vpsbot.db'}"
+
+
+def make_settings(**overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "slack_bot_token": BOT_TOKEN,
+        "slack_signing_secret": SIGNING_SECRET,
+        "vps_api_token": VPS_TOKEN,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@dataclass
+class Stack:
+    """The served bot, with the simulator and the fake Slack it talks to."""
+
+    url: str
+    bot: Bot
+    sim: Simulator
+    slack: SlackStandIn
+    http: httpx.AsyncClient
+    secret: str = SIGNING_SECRET
+    _keys: int = 0
+
+    async def post_signed(self, body: str, **header_overrides: str) -> httpx.Response:
+        headers = signed_headers(self.secret, body) | header_overrides
+        return await self.http.post("/slack/events", content=body, headers=headers)
+
+    async def command(
+        self, text: str, command: str = "/snapshot", user: str = ALICE, channel: str = CHANNEL
+    ) -> tuple[httpx.Response, str]:
+        """Send a signed slash command; return the ack and the response_url key it carries."""
+        self._keys += 1
+        key = f"cmd{self._keys}"
+        fields = fixture("slash-command.json") | {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": channel,
+            "response_url": self.slack.response_url(key),
+        }
+        return await self.post_signed(urlencode(fields)), key
+
+    async def action(self, payload: dict[str, Any]) -> httpx.Response:
+        return await self.post_signed("payload=" + quote(json.dumps(payload)))
+
+    async def reply(self, key: str, wait: float = 10.0) -> SlackCall:
+        """Wait for the bot's response_url post for `key`."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            found = self.slack.responses(key)
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"no reply for {key} within {wait} s; Slack saw {self.slack.calls}")
+
+    async def ask(self, text: str, command: str = "/snapshot", user: str = ALICE) -> SlackCall:
+        ack, key = await self.command(text, command, user)
+        assert ack.status_code == 200, ack.text
+        return await self.reply(key)
+
+
+@pytest.fixture
+def simulator() -> Simulator:
+    return Simulator(token=VPS_TOKEN, create_delay=0.3, restore_delay=0.3)
+
+
+@pytest.fixture
+async def served_simulator(simulator: Simulator) -> AsyncIterator[str]:
+    async with serving(simulator.app) as url:
+        yield f"{url}/api/v1"
+
+
+@pytest.fixture
+async def stack(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> AsyncIterator[Stack]:
+    async for built in _stack(simulator, served_simulator, sqlite_url):
+        yield built
+
+
+async def _stack(
+    simulator: Simulator, vps_url: str, db_url: str, **settings: Any
+) -> AsyncIterator[Stack]:
+    slack = SlackStandIn()
+    async with serving(slack.app) as slack_url:
+        slack.base_url = slack_url
+        config = make_settings(
+            slack_api_url=f"{slack_url}/api/", vps_api_url=vps_url, database_url=db_url, **settings
+        )
+        bot = build(config)
+        async with (
+            serving(bot.web, lifespan="on") as url,
+            httpx.AsyncClient(base_url=url, timeout=15) as http,
+        ):
+            yield Stack(url, bot, simulator, slack, http)

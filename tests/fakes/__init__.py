@@ -1,0 +1,1 @@
+"""Honest fakes: they record what happened for the tests to assert on."""

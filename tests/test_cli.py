@@ -1,0 +1,135 @@
+"""The command line as a user runs it: `serve`, `demo`, `db upgrade`, and configuration errors."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("SLACK_", "VPS_", "VPSBOT_")) and key not in ("DATABASE_URL", "PORT")
+    }
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    env.update(extra)
+    return env
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_serve_answers_healthz_soon_after_start(tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(
+        tmp_path,
+        PORT=str(port),
+        SLACK_BOT_TOKEN="xoxb-cli-secret",
+        SLACK_SIGNING_SECRET="cli-signing-secret",
+        VPS_API_TOKEN="cli-vps-secret",
+        VPS_API_URL="http://127.0.0.1:9/api/v1",
+    )
+    started = time.monotonic()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        status = None
+        while time.monotonic() - started < 20 and status != 200:
+            try:
+                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+            except httpx.TransportError:
+                time.sleep(0.05)
+        assert status == 200
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=10)
+    # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal.
+    assert process.returncode in (0, -15), output
+    assert "Application shutdown complete." in output
+    for secret in ("xoxb-cli-secret", "cli-signing-secret", "cli-vps-secret"):
+        assert secret not in output
+
+
+def test_serve_without_credentials_names_the_missing_variable(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        cwd=ROOT,
+        env=_env(tmp_path, SLACK_BOT_TOKEN="xoxb-only-this"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "vpsbot: configuration error: SLACK_SIGNING_SECRET is required but not set"
+    )
+    assert "xoxb-only-this" not in result.stderr
+
+
+def test_a_bad_value_is_named_without_echoing_it(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        cwd=ROOT,
+        env=_env(tmp_path, VPSBOT_REQUIRED_APPROVALS="s3cr3t"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "VPSBOT_REQUIRED_APPROVALS is invalid" in result.stderr
+    assert "s3cr3t" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "db", "upgrade"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database schema is up to date" in result.stdout
+    assert (tmp_path / "cli.db").exists()
+
+
+def test_demo_answers_typed_commands_as_text(tmp_path: Path) -> None:
+    typed = "/snapshot list 12345\n/backup list 12345 manual\n/snapshot list <!channel>\nquit\n"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "demo"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        input=typed,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "Snapshots* of *web-server-01* (`12345`): 2 items" in out
+    assert "*pre-migration-snapshot* · id `801` · :white_check_mark: completed" in out
+    assert "Manual backups* of *web-server-01*" in out
+    assert "not a server id" in out
+    assert "(no reply" not in out
+    assert out.rstrip().endswith("bye")
