@@ -133,3 +133,30 @@ def test_demo_answers_typed_commands_as_text(tmp_path: Path) -> None:
     assert "not a server id" in out
     assert "(no reply" not in out
     assert out.rstrip().endswith("bye")
+
+
+def test_simulator_serves_the_api_alone(tmp_path: Path) -> None:
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bot", "simulator", "--port", str(port), "--token", "t0k"],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}/api/v1/snapshots/?server_id=12345"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                answer = httpx.get(url, headers={"Authorization": "Bearer t0k"}, timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        assert answer.status_code == 200
+        assert [s["id"] for s in answer.json()["results"]] == [801, 798]
+        assert httpx.get(url, headers={"Authorization": "Bearer x"}).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
