@@ -1,4 +1,4 @@
-"""Command line: `python -m bot serve | demo | simulator | db upgrade`."""
+"""Command line: `python -m bot serve | worker | demo | simulator | db upgrade`."""
 
 from __future__ import annotations
 
@@ -29,6 +29,23 @@ def serve(settings: Settings) -> None:
     settings.require_for("serve")
     bot = build(settings)
     uvicorn.run(bot.web, host="0.0.0.0", port=settings.port, log_level="info")  # noqa: S104
+
+
+def worker(settings: Settings) -> None:
+    """The tracker and the outbox sender alone, for a team that runs them as their own process."""
+    from bot.bootstrap import build
+
+    settings.require_for("worker")
+
+    async def run() -> None:
+        bot = build(settings)
+        await bot.start()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await bot.stop()
+
+    asyncio.run(run())
 
 
 def demo(settings: Settings) -> None:
@@ -63,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve Slack over HTTP on $PORT")
+    commands.add_parser("worker", help="only follow operations and deliver messages")
     commands.add_parser("demo", help="the whole bot in this terminal (simulator + SQLite)")
     sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
     sim.add_argument("--port", type=int, default=8090)
@@ -79,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "serve":
             serve(settings)
+        elif args.command == "worker":
+            worker(settings)
         elif args.command == "demo":
             demo(settings)
         elif args.command == "db":

@@ -5,18 +5,21 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
 from bot.config import Settings
-from bot.services import Services
+from bot.services import Policy, Services
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
-from bot.slack import build_app, http_endpoint
+from bot.slack import build_app, http_endpoint, web_client
+from bot.slack.notifier import SlackNotifier
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
+from bot.tracker import Worker
 from bot.vpsorg.client import VpsClient
 from bot.web import web_app
 
@@ -31,13 +34,19 @@ class Bot:
     services: Services
     slack: AsyncApp
     web: Starlette
+    worker: Worker
+    run_worker: bool = True
     _owns_vps: bool = True
 
     async def start(self) -> None:
-        """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL)."""
+        """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL),
+        then start following operations and delivering messages."""
         await self.database.upgrade()
+        if self.run_worker:
+            self.worker.start()
 
     async def stop(self) -> None:
+        await self.worker.stop()
         if self._owns_vps and isinstance(self.vps, VpsClient):
             await self.vps.aclose()
         await self.database.dispose()
@@ -54,6 +63,8 @@ def build(
     vps: VpsApi | None = None,
     database: Database | None = None,
     clock: Clock = utcnow,
+    run_worker: bool = True,
+    owner: str | None = None,
 ) -> Bot:
     database = database or Database(settings.async_database_url)
     owns_vps = vps is None
@@ -63,12 +74,21 @@ def build(
     def unit_of_work() -> UnitOfWork:
         return SqlUnitOfWork(database.sessions)
 
+    policy = Policy(
+        poll_interval=timedelta(seconds=settings.vpsbot_poll_interval),
+        confirm_ttl=timedelta(minutes=settings.vpsbot_approval_ttl),
+    )
     services = Services(
         vps=vps,
         uow=unit_of_work,
         clock=clock,
         commands=CommandLog(unit_of_work, clock),
+        policy=policy,
     )
+    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
+    worker = Worker(services, SlackNotifier(client, clock), owner)
+    services = replace(services, wake_outbox=worker.wake)
+    worker.services = services
     slack = build_app(
         services,
         bot_token=_secret(settings.slack_bot_token),
@@ -86,5 +106,5 @@ def build(
             await bot.stop()
 
     web = web_app(http_endpoint(slack), database.ping, lifespan)
-    bot = Bot(settings, database, vps, services, slack, web, owns_vps)
+    bot = Bot(settings, database, vps, services, slack, web, worker, run_worker, owns_vps)
     return bot

@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,6 +129,20 @@ class Stack:
     async def action(self, payload: dict[str, Any]) -> httpx.Response:
         return await self.post_signed("payload=" + quote(json.dumps(payload)))
 
+    async def click(
+        self, action_id: str, value: str, user: str = ALICE, channel: str = CHANNEL
+    ) -> tuple[httpx.Response, str]:
+        """Press a button: Slack's recorded block_actions payload with this action, user, value."""
+        self._keys += 1
+        key = f"act{self._keys}"
+        payload = fixture("block-actions.json")
+        payload["user"]["id"] = user
+        payload["channel"]["id"] = channel
+        payload["container"]["channel_id"] = channel
+        payload["response_url"] = self.slack.response_url(key)
+        payload["actions"][0].update(action_id=action_id, value=value)
+        return await self.action(payload), key
+
     async def reply(self, key: str, wait: float = 10.0) -> SlackCall:
         """Wait for the bot's response_url post for `key`."""
         deadline = time.monotonic() + wait
@@ -138,6 +152,28 @@ class Stack:
                 return found[-1]
             await asyncio.sleep(0.01)
         raise AssertionError(f"no reply for {key} within {wait} s; Slack saw {self.slack.calls}")
+
+    async def until(self, check: Callable[[], Any], wait: float = 10.0, what: str = "") -> Any:
+        """Poll `check` until it returns something truthy; fail after `wait` seconds."""
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            value = check()
+            if value:
+                return value
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"timed out waiting for {what or check}; Slack saw {self.slack.calls}")
+
+    def posts(self, channel: str = CHANNEL, thread: bool | None = None) -> list[SlackCall]:
+        """chat.postMessage calls to `channel`: top-level (thread=False), replies (True) or all."""
+        return [
+            c
+            for c in self.slack.api_calls("chat.postMessage")
+            if c.data.get("channel") == channel
+            and (thread is None or bool(c.data.get("thread_ts")) == thread)
+        ]
+
+    def dms(self) -> list[SlackCall]:
+        return [c for c in self.slack.api_calls("chat.postMessage") if str(c.data.get("channel")).startswith("D")]
 
     async def ask(self, text: str, command: str = "/snapshot", user: str = ALICE) -> SlackCall:
         ack, key = await self.command(text, command, user)
@@ -160,7 +196,7 @@ async def served_simulator(simulator: Simulator) -> AsyncIterator[str]:
 async def stack(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> AsyncIterator[Stack]:
-    async for built in _stack(simulator, served_simulator, sqlite_url):
+    async for built in _stack(simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2):
         yield built
 
 

@@ -100,3 +100,23 @@ class BadResponse(VpsApiError):
     @property
     def outcome_unknown(self) -> bool:
         return self.method in ("POST", "DELETE")
+
+
+class AtLimit(NotAllowed):
+    """The server already has as many snapshots or manual backups as VPS.org allows."""
+
+
+class NotRequester(NotAllowed):
+    """Only the person who asked may do this (confirm a delete, cancel a request)."""
+
+
+class AlreadyHandled(NotAllowed):
+    """The request is no longer waiting for this decision."""
+
+
+class RequestExpired(NotAllowed):
+    """The request waited too long and is no longer valid."""
+
+
+class UnknownRequest(NotAllowed):
+    """A button names a request that does not exist here."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
@@ -86,3 +86,75 @@ class Started(Generic[T]):
 class RestoreStarted:
     server: Server
     message: str
+
+
+class Action(StrEnum):
+    CREATE = "create"
+    DELETE = "delete"
+    RESTORE = "restore"
+
+
+class Status(StrEnum):
+    """Where a request stands; see the state machine in ARCHITECTURE.md."""
+
+    PENDING_APPROVAL = "pending_approval"
+    PENDING_CONFIRMATION = "pending_confirmation"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    NEEDS_ATTENTION = "needs_attention"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset(
+    {
+        Status.SUCCEEDED,
+        Status.FAILED,
+        Status.DENIED,
+        Status.CANCELLED,
+        Status.EXPIRED,
+        Status.NEEDS_ATTENTION,
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OperationRequest:
+    """One thing a person asked the bot to do to a server, as stored."""
+
+    id: int
+    kind: Kind
+    action: Action
+    status: Status
+    requester_id: str
+    channel_id: str
+    server: ServerRef | None
+    target_id: int | None
+    target_name: str
+    reason: str
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None = None
+    message_ts: str | None = None
+    required_approvals: int = 0
+    params: dict[str, object] = field(default_factory=dict)
+    result: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def target_label(self) -> str:
+        """`snapshot before-update (801)`, `backup 499`: how people name the target."""
+        name = f" {self.target_name}" if self.target_name else ""
+        ident = (
+            f" ({self.target_id})"
+            if self.target_id is not None and name
+            else (f" {self.target_id}" if self.target_id is not None else "")
+        )
+        return f"{self.kind.value}{name}{ident}"

@@ -2,10 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWorkFactory, VpsApi
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The knobs the use cases follow (from settings)."""
+
+    poll_interval: timedelta = timedelta(seconds=15)
+    confirm_ttl: timedelta = timedelta(minutes=30)
+    follow_for: timedelta = timedelta(hours=6)  # after this, a create's outcome is "unknown"
+    max_poll_backoff: timedelta = timedelta(minutes=5)
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -16,3 +32,5 @@ class Services:
     uow: UnitOfWorkFactory
     clock: Clock
     commands: CommandLog
+    policy: Policy = field(default_factory=Policy)
+    wake_outbox: Callable[[], None] = _nothing  # set by the worker: deliver new messages now

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self
 
 from bot.domain.model import (
+    Action,
     Backup,
     BackupType,
+    Kind,
     Listing,
+    OperationRequest,
     RestoreStarted,
     Server,
+    ServerRef,
     Snapshot,
     Started,
+    Status,
 )
 
 Clock = Callable[[], datetime]
@@ -64,9 +70,90 @@ class AuditLog(Protocol):
     ) -> None: ...
 
 
+class RequestStore(Protocol):
+    async def add(
+        self,
+        *,
+        kind: Kind,
+        action: Action,
+        status: Status,
+        requester_id: str,
+        channel_id: str,
+        at: datetime,
+        server: ServerRef | None = None,
+        target_id: int | None = None,
+        target_name: str = "",
+        reason: str = "",
+        params: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        required_approvals: int = 0,
+    ) -> OperationRequest: ...
+
+    async def get(self, request_id: int) -> OperationRequest | None: ...
+
+    async def transition(
+        self,
+        request_id: int,
+        expected: Status | Collection[Status],
+        new: Status,
+        *,
+        at: datetime,
+        **changes: Any,
+    ) -> bool: ...
+
+    async def change(self, request_id: int, **changes: Any) -> None: ...
+
+    async def claim_due(
+        self,
+        *,
+        statuses: Collection[Status],
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int = 5000,
+    ) -> list[OperationRequest]: ...
+
+    async def release(self, request_ids: Collection[int], owner: str) -> None: ...
+
+
+class OutboxEntry(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def request_id(self) -> int | None: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
+    @property
+    def attempts(self) -> int: ...
+
+
+class Outbox(Protocol):
+    def add(
+        self, kind: str, payload: dict[str, Any], *, at: datetime, request_id: int | None = None
+    ) -> None: ...
+
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease: timedelta, limit: int = 50
+    ) -> list[Any]: ...
+
+    async def release(self, item_ids: Collection[int], owner: str) -> None: ...
+
+    async def mark_sent(self, item_id: int, *, at: datetime) -> None: ...
+
+    async def retry_later(self, item_id: int, *, error: str, at: datetime) -> None: ...
+
+    async def mark_failed(self, item_id: int, *, error: str) -> None: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
+    @property
+    def requests(self) -> RequestStore: ...
+    @property
+    def outbox(self) -> Outbox: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -76,3 +163,28 @@ class UnitOfWork(Protocol):
 
 
 UnitOfWorkFactory = Callable[[], UnitOfWork]
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """Where Slack put a message (None where it does not say)."""
+
+    channel: str | None = None
+    ts: str | None = None
+
+
+class DeliveryError(Exception):
+    """Slack did not take a message; `retryable` when trying again later may work."""
+
+    def __init__(self, reason: str, *, retryable: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+class Notifier(Protocol):
+    """Delivers one outbox entry to Slack: post, update, reply (in the thread) or dm."""
+
+    async def deliver(
+        self, kind: str, payload: dict[str, Any], request: OperationRequest | None
+    ) -> Delivery: ...

@@ -16,6 +16,9 @@ from starlette.responses import Response
 
 from bot.domain.model import Kind
 from bot.services import Services
+from bot.services import operations
+from bot.slack import ids
+from bot.slack.actions import action_listener
 from bot.slack.commands import command_listener
 from bot.slack.errors import handle_error
 
@@ -36,6 +39,8 @@ def register(app: AsyncApp, services: Services) -> None:
     """Every listener the bot has, in one screen."""
     app.command("/snapshot")(command_listener(Kind.SNAPSHOT, services))
     app.command("/backup")(command_listener(Kind.BACKUP, services))
+    app.action(ids.DELETE_CONFIRM)(action_listener(operations.confirm_delete, services))
+    app.action(ids.DELETE_CANCEL)(action_listener(operations.cancel, services))
     app.error(handle_error)
 
 

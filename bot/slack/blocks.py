@@ -12,8 +12,20 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from bot.domain.model import COMPLETED, IN_PROGRESS, Backup, BackupType, Kind, ServerRef, Snapshot
+from bot.domain.model import (
+    COMPLETED,
+    IN_PROGRESS,
+    Action,
+    Backup,
+    BackupType,
+    Kind,
+    OperationRequest,
+    ServerRef,
+    Snapshot,
+    Status,
+)
 from bot.services.listings import BackupList, SnapshotList
+from bot.slack import ids
 
 Block = dict[str, Any]
 
@@ -239,3 +251,157 @@ def error_message(text: str, usage_text: str | None = None) -> Message:
 def unavailable_message(kind: Kind, subcommand: str) -> Message:
     text = f"`/{kind.value} {subcommand}` is not available in this version of vpsbot yet."
     return Message(text, [section(text)])
+
+
+# -- requests: the channel message (posted, then updated in place) and its outcome -------------
+
+
+def user(user_id: str) -> str:
+    return f"<@{escape(user_id)}>"
+
+
+def _what(request: OperationRequest) -> str:
+    """`snapshot `before-update`` or `manual backup “Pre-deploy”` or `backup 499`."""
+    if request.action is Action.CREATE and request.kind is Kind.BACKUP:
+        described = f" “{safe(request.target_name, 100)}”" if request.target_name else ""
+        return f"manual backup{described}"
+    name = f" `{safe(request.target_name, 100)}`" if request.target_name else ""
+    ident = f" (id `{request.target_id}`)" if request.target_id is not None else ""
+    return f"{request.kind.value}{name}{ident}"
+
+
+def _on(request: OperationRequest) -> str:
+    return server_label(request.server) if request.server else "an unknown server"
+
+
+def _reason(request: OperationRequest) -> str:
+    result = request.result
+    text = str(result.get("reason") or result.get("error") or "no reason given")
+    return safe(text, 300)
+
+
+def _finished(request: OperationRequest) -> str:
+    size_mb = request.result.get("size_mb")
+    took = request.result.get("took_seconds")
+    parts = [size(size_mb if isinstance(size_mb, int) else None)]
+    if isinstance(took, int):
+        parts.append(f"took {span(took)}")
+    return ", ".join(parts)
+
+
+def _create_text(request: OperationRequest) -> str:
+    what, on, who = _what(request), _on(request), user(request.requester_id)
+    match request.status:
+        case Status.SUCCEEDED:
+            return f":white_check_mark: {who}'s {what} of {on} is *complete*: {_finished(request)}."
+        case Status.FAILED:
+            return f":x: {who}'s {what} of {on} *failed*: {_reason(request)}."
+        case Status.NEEDS_ATTENTION:
+            return (
+                f":warning: {who}'s {what} of {on}: *outcome unknown* ({_reason(request)}). "
+                f"Check with `/{request.kind.value} list {request.server.id if request.server else ''}`."
+            )
+        case _:
+            return f":hourglass_flowing_sand: {who} is creating a {what} of {on}: *in progress*."
+
+
+def _delete_text(request: OperationRequest, now: datetime) -> str:
+    what, on, who = _what(request), _on(request), user(request.requester_id)
+    result = request.result
+    match request.status:
+        case Status.PENDING_CONFIRMATION:
+            taken = request.params.get("created_at")
+            age = ""
+            if isinstance(taken, str):
+                age = f", taken {ago(datetime.fromisoformat(taken), now)}"
+            return (
+                f":wastebasket: {who} wants to delete {what} of {on}{age}. "
+                "Deleting is permanent and cannot be undone."
+            )
+        case Status.EXECUTING:
+            return f":hourglass_flowing_sand: Deleting {what} of {on}…"
+        case Status.SUCCEEDED:
+            deleter = user(str(result.get("deleted_by", request.requester_id)))
+            return f":wastebasket: {deleter} deleted {what} of {on}."
+        case Status.FAILED:
+            return f":x: {what.capitalize()} of {on} was *not deleted*: {_reason(request)}."
+        case Status.NEEDS_ATTENTION:
+            return (
+                f":warning: VPS.org did not confirm the delete of {what} of {on} "
+                f"({_reason(request)}): it may or may not have happened. Check with "
+                f"`/{request.kind.value} list` before trying again."
+            )
+        case Status.CANCELLED:
+            return f":leftwards_arrow_with_hook: {who} cancelled the delete of {what}. Nothing changed."
+        case Status.EXPIRED:
+            return f":hourglass: The delete of {what} of {on} was not confirmed in time. Nothing changed."
+        case _:
+            return f"Delete of {what} of {on}: {request.status.value}."
+
+
+def _delete_buttons(request: OperationRequest) -> Block:
+    noun = request.kind.value
+    return {
+        "type": "actions",
+        "block_id": f"delete_decision_{request.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ids.DELETE_CONFIRM,
+                "text": {"type": "plain_text", "text": f"Delete {noun}"},
+                "style": "danger",
+                "value": str(request.id),
+                "confirm": {
+                    "title": {"type": "plain_text", "text": f"Delete this {noun}?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            f"{_what(request)} of {_on(request)} will be gone for good.", 300
+                        ),
+                    },
+                    "confirm": {"type": "plain_text", "text": "Delete"},
+                    "deny": {"type": "plain_text", "text": "Keep it"},
+                    "style": "danger",
+                },
+            },
+            {
+                "type": "button",
+                "action_id": ids.DELETE_CANCEL,
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "value": str(request.id),
+            },
+        ],
+    }
+
+
+def request_message(request: OperationRequest, now: datetime) -> Message:
+    """The request's message in the channel, as it stands now (posted, then updated in place)."""
+    blocks: list[Block]
+    if request.action is Action.DELETE:
+        text = _delete_text(request, now)
+        blocks = [section(text)]
+        if request.status is Status.PENDING_CONFIRMATION:
+            blocks.append(_delete_buttons(request))
+            expires = f" · expires {ago(request.expires_at, now)}" if request.expires_at else ""
+            blocks.append(
+                context(
+                    f"Only {user(request.requester_id)} can confirm{expires} · request #{request.id}"
+                )
+            )
+        else:
+            blocks.append(context(f"request #{request.id}"))
+        return Message(clip(text, 300), blocks)
+    text = _create_text(request)
+    notes = [f"request #{request.id}"]
+    api_message = request.result.get("api_message")
+    if request.status in (Status.RUNNING, Status.EXECUTING) and api_message:
+        notes.insert(0, f"VPS.org: “{safe(str(api_message), 300)}”")
+    return Message(clip(text, 300), [section(text), context(" · ".join(notes))])
+
+
+def outcome_message(request: OperationRequest, now: datetime, *, direct: bool = False) -> Message:
+    """The thread reply (and, `direct`, the DM naming the channel) when a request ends."""
+    text = request_message(request, now).blocks[0]["text"]["text"]
+    if direct:
+        text += f" (in <#{escape(request.channel_id)}>)"
+    return Message(clip(text, 300), [section(text)])

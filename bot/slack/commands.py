@@ -15,15 +15,16 @@ from bot.domain.operations import (
     RequestRestore,
     ShowHelp,
 )
-from bot.services import Services, listings
+from bot.services import Services, listings, operations
+from bot.services.operations import Actor
 from bot.services.commands import Invocation
 from bot.slack import blocks
 from bot.slack.errors import report
 from bot.slack.parsing import parse, usage
 
 
-async def run(intent: Intent, kind: Kind, services: Services) -> blocks.Message:
-    """Carry out one intent and render its result."""
+async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Message | None:
+    """Carry out one intent and render its reply (None: the channel hears through the outbox)."""
     match intent:
         case ShowHelp():
             return blocks.help_message(intent.kind, usage(intent.kind))
@@ -34,11 +35,13 @@ async def run(intent: Intent, kind: Kind, services: Services) -> blocks.Message:
             found = await listings.list_backups(services.vps, server_id, backup_type)
             return blocks.backup_list(found, services.clock())
         case CreateSnapshot() | CreateBackup():
-            return blocks.unavailable_message(kind, "create")
-        case RequestRestore():
-            return blocks.unavailable_message(kind, "restore")
+            await operations.create(services, actor, intent)
+            return None
         case RequestDelete():
-            return blocks.unavailable_message(kind, "delete")
+            await operations.request_delete(services, actor, intent)
+            return None
+        case RequestRestore():
+            return blocks.unavailable_message(intent.kind, "restore")
 
 
 def command_listener(kind: Kind, services: Services) -> Any:
@@ -50,13 +53,15 @@ def command_listener(kind: Kind, services: Services) -> Any:
             command=command.get("command", f"/{kind.value}"),
             text=command.get("text", ""),
         )
+        actor = Actor(invocation.user_id, invocation.channel_id)
         try:
             async with services.commands.recording(invocation):
-                message = await run(parse(kind, invocation.text), kind, services)
+                message = await run(parse(kind, invocation.text), actor, services)
         except Exception as error:  # after ack() bolt would drop it; reply here instead
             await report(error, respond)
             return
-        await respond(response_type="ephemeral", **message.as_kwargs())
+        if message is not None:
+            await respond(response_type="ephemeral", **message.as_kwargs())
 
     on_command.__name__ = f"on_{kind.value}_command"
     return on_command

@@ -1,1 +1,7 @@
 """Action ids shared by the Block Kit builders and the handlers."""
+
+DELETE_CONFIRM = "delete_confirm"
+DELETE_CANCEL = "delete_cancel"
+RESTORE_APPROVE = "restore_approve"
+RESTORE_DENY = "restore_deny"
+RESTORE_CANCEL = "restore_cancel"

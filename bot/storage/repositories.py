@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import CursorResult, exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
-from bot.storage.tables import AuditRecord
+from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
+from bot.storage.tables import AuditRecord, OutboxRecord, RequestRecord
 
 
 class AuditRepository:
@@ -47,4 +50,273 @@ class AuditRepository:
             query = query.where(AuditRecord.event == event)
         if request_id is not None:
             query = query.where(AuditRecord.request_id == request_id)
+        return (await self._session.scalars(query)).all()
+
+
+def _request(record: RequestRecord) -> OperationRequest:
+    server = (
+        ServerRef(record.server_id, record.server_name) if record.server_id is not None else None
+    )
+    return OperationRequest(
+        id=record.id,
+        kind=Kind(record.kind),
+        action=Action(record.action),
+        status=Status(record.status),
+        requester_id=record.requester_id,
+        channel_id=record.channel_id,
+        server=server,
+        target_id=record.target_id,
+        target_name=record.target_name,
+        reason=record.reason,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        expires_at=record.expires_at,
+        message_ts=record.message_ts,
+        required_approvals=record.required_approvals,
+        params=dict(record.params),
+        result=dict(record.result),
+    )
+
+
+class RequestRepository:
+    """Requests and their compare-and-set transitions; tracker claims use leases."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        *,
+        kind: Kind,
+        action: Action,
+        status: Status,
+        requester_id: str,
+        channel_id: str,
+        at: datetime,
+        server: ServerRef | None = None,
+        target_id: int | None = None,
+        target_name: str = "",
+        reason: str = "",
+        params: dict[str, Any] | None = None,
+        expires_at: datetime | None = None,
+        required_approvals: int = 0,
+    ) -> OperationRequest:
+        record = RequestRecord(
+            kind=kind.value,
+            action=action.value,
+            status=status.value,
+            requester_id=requester_id,
+            channel_id=channel_id,
+            server_id=server.id if server else None,
+            server_name=server.name if server else "",
+            target_id=target_id,
+            target_name=target_name,
+            reason=reason,
+            params=params or {},
+            result={},
+            created_at=at,
+            updated_at=at,
+            expires_at=expires_at,
+            required_approvals=required_approvals,
+        )
+        self._session.add(record)
+        await self._session.flush()
+        return _request(record)
+
+    async def get(self, request_id: int) -> OperationRequest | None:
+        record = await self._session.get(RequestRecord, request_id, populate_existing=True)
+        return None if record is None else _request(record)
+
+    async def transition(
+        self,
+        request_id: int,
+        expected: Status | Collection[Status],
+        new: Status,
+        *,
+        at: datetime,
+        **changes: Any,
+    ) -> bool:
+        """Move the request to `new` only if it is still in `expected`; True when this call won.
+
+        One conditional UPDATE: of two transactions racing for the same request, exactly one
+        matches the row, whatever the database.
+        """
+        statuses = [expected] if isinstance(expected, Status) else list(expected)
+        values: dict[str, Any] = {"status": new.value, "updated_at": at}
+        for name, value in changes.items():
+            values[name] = value
+        result = await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.id == request_id)
+            .where(RequestRecord.status.in_([s.value for s in statuses]))
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(cast(CursorResult[Any], result).rowcount == 1)
+
+    async def change(self, request_id: int, **changes: Any) -> None:
+        """Set fields other than the status (message_ts, result, next check)."""
+        await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.id == request_id)
+            .values(**changes)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def claim_due(
+        self,
+        *,
+        statuses: Collection[Status],
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int = 5000,
+    ) -> list[OperationRequest]:
+        """Lease the requests in `statuses` that are due and not leased by a live owner.
+
+        PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows.
+        SQLite: the transaction holds the write lock from its start (BEGIN IMMEDIATE).
+        """
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.status.in_([s.value for s in statuses]))
+            .where(or_(RequestRecord.next_check_at.is_(None), RequestRecord.next_check_at <= now))
+            .where(or_(RequestRecord.lease_until.is_(None), RequestRecord.lease_until < now))
+            .order_by(RequestRecord.next_check_at, RequestRecord.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        records = (await self._session.scalars(query)).all()
+        for record in records:
+            record.lease_owner = owner
+            record.lease_until = now + lease
+        await self._session.flush()
+        return [_request(record) for record in records]
+
+    async def release(self, request_ids: Collection[int], owner: str) -> None:
+        if not request_ids:
+            return
+        await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.id.in_(list(request_ids)))
+            .where(RequestRecord.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def in_status(self, *statuses: Status) -> list[OperationRequest]:
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.status.in_([s.value for s in statuses]))
+            .order_by(RequestRecord.id)
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    id: int
+    request_id: int | None
+    kind: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+class OutboxRepository:
+    """Slack messages to deliver, added in the same transaction as the change that causes them."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    def add(
+        self, kind: str, payload: dict[str, Any], *, at: datetime, request_id: int | None = None
+    ) -> None:
+        self._session.add(
+            OutboxRecord(
+                created_at=at,
+                request_id=request_id,
+                kind=kind,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                next_attempt_at=at,
+                last_error="",
+            )
+        )
+
+    async def claim_due(
+        self, *, now: datetime, owner: str, lease: timedelta, limit: int = 50
+    ) -> list[OutboxItem]:
+        """Lease due rows, oldest first, skipping any row whose request has an older row still
+        pending (so a thread reply never overtakes the message it replies to)."""
+        earlier = aliased(OutboxRecord)
+        blocked = exists().where(
+            earlier.request_id == OutboxRecord.request_id,
+            earlier.id < OutboxRecord.id,
+            earlier.status == "pending",
+        )
+        query = (
+            select(OutboxRecord)
+            .where(OutboxRecord.status == "pending")
+            .where(OutboxRecord.next_attempt_at <= now)
+            .where(or_(OutboxRecord.lease_until.is_(None), OutboxRecord.lease_until < now))
+            .where(or_(OutboxRecord.request_id.is_(None), ~blocked))
+            .order_by(OutboxRecord.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=OutboxRecord)
+        )
+        records = (await self._session.scalars(query)).all()
+        for record in records:
+            record.lease_owner = owner
+            record.lease_until = now + lease
+        await self._session.flush()
+        return [
+            OutboxItem(r.id, r.request_id, r.kind, dict(r.payload), r.attempts) for r in records
+        ]
+
+    async def release(self, item_ids: Collection[int], owner: str) -> None:
+        if not item_ids:
+            return
+        await self._session.execute(
+            update(OutboxRecord)
+            .where(OutboxRecord.id.in_(list(item_ids)))
+            .where(OutboxRecord.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_sent(self, item_id: int, *, at: datetime) -> None:
+        await self._set(item_id, status="sent", sent_at=at, lease_owner=None, lease_until=None)
+
+    async def retry_later(self, item_id: int, *, error: str, at: datetime) -> None:
+        await self._session.execute(
+            update(OutboxRecord)
+            .where(OutboxRecord.id == item_id)
+            .values(
+                attempts=OutboxRecord.attempts + 1,
+                next_attempt_at=at,
+                last_error=error[:500],
+                lease_owner=None,
+                lease_until=None,
+            )
+            .execution_options(synchronize_session=False)
+        )
+
+    async def mark_failed(self, item_id: int, *, error: str) -> None:
+        await self._set(
+            item_id, status="failed", last_error=error[:500], lease_owner=None, lease_until=None
+        )
+
+    async def _set(self, item_id: int, **values: Any) -> None:
+        await self._session.execute(
+            update(OutboxRecord)
+            .where(OutboxRecord.id == item_id)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def items(self, status: str | None = None) -> Sequence[OutboxRecord]:
+        query = select(OutboxRecord).order_by(OutboxRecord.id)
+        if status is not None:
+            query = query.where(OutboxRecord.status == status)
         return (await self._session.scalars(query)).all()

@@ -6,13 +6,15 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.repositories import AuditRepository
+from bot.storage.repositories import AuditRepository, OutboxRepository, RequestRepository
 
 
 class SqlUnitOfWork:
     """`async with uow: ...; await uow.commit()`; leaving without commit rolls back."""
 
     audit: AuditRepository
+    requests: RequestRepository
+    outbox: OutboxRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -21,6 +23,8 @@ class SqlUnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self._sessions()
         self.audit = AuditRepository(self._session)
+        self.requests = RequestRepository(self._session)
+        self.outbox = OutboxRepository(self._session)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -130,12 +130,6 @@ async def test_malformed_api_json_is_an_error_not_an_empty_list(stack: Stack) ->
     assert "0 items" not in text
 
 
-async def test_create_is_not_available_yet_and_calls_nothing(stack: Stack) -> None:
-    text = shown(await stack.ask("create 12345 before-update"))
-    assert "not available in this version" in text
-    assert stack.sim.calls == []
-
-
 async def test_healthz_answers_200_with_the_database_up(stack: Stack) -> None:
     answer = await stack.http.get("/healthz")
     assert answer.status_code == 200

@@ -1,0 +1,386 @@
+"""Create and delete: check, record, call VPS.org once, and queue what the channel should hear."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.errors import (
+    AlreadyHandled,
+    AtLimit,
+    NotFound,
+    NotRequester,
+    RequestExpired,
+    UnknownRequest,
+    VpsApiError,
+)
+from bot.domain.model import (
+    Action,
+    Backup,
+    BackupType,
+    Kind,
+    OperationRequest,
+    Server,
+    Snapshot,
+    Status,
+)
+from bot.domain.operations import (
+    MAX_MANUAL_BACKUPS_PER_SERVER,
+    MAX_SNAPSHOTS_PER_SERVER,
+    CreateBackup,
+    CreateSnapshot,
+    RequestDelete,
+)
+from bot.services import Services
+from bot.services.ports import UnitOfWork, VpsApi
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who asked, and where."""
+
+    user_id: str
+    channel_id: str
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+async def existing_server(vps: VpsApi, server_id: int) -> Server:
+    try:
+        return await vps.get_server(server_id)
+    except NotFound as exc:
+        raise NotFound(
+            f"Server {server_id} does not exist on VPS.org.", status=404, path=exc.path
+        ) from None
+
+
+async def find_target(vps: VpsApi, kind: Kind, target_id: int) -> Snapshot | Backup:
+    """Find a snapshot or backup by id (the API has no single-object GET: list and pick)."""
+    found: Snapshot | Backup | None
+    if kind is Kind.SNAPSHOT:
+        found = next((s for s in (await vps.list_snapshots()).items if s.id == target_id), None)
+    else:
+        found = next((b for b in (await vps.list_backups()).items if b.id == target_id), None)
+    if found is None:
+        raise NotFound(
+            f"{kind.value.capitalize()} {target_id} does not exist on VPS.org.", status=404
+        )
+    return found
+
+
+def target_name(target: Snapshot | Backup) -> str:
+    return target.name if isinstance(target, Snapshot) else target.description
+
+
+def audit_api_call(
+    uow: UnitOfWork,
+    at: datetime,
+    request: OperationRequest,
+    method: str,
+    path: str,
+    status: int | None,
+) -> None:
+    uow.audit.record(
+        "api_call",
+        at=at,
+        request_id=request.id,
+        detail={"method": method, "path": path, "status": status},
+    )
+
+
+async def _check_limit(vps: VpsApi, kind: Kind, server: Server) -> None:
+    if kind is Kind.SNAPSHOT:
+        existing: tuple[Snapshot | Backup, ...] = (await vps.list_snapshots(server.id)).items
+        limit, noun = MAX_SNAPSHOTS_PER_SERVER, "snapshots"
+    else:
+        existing = (await vps.list_backups(server.id, BackupType.MANUAL)).items
+        limit, noun = MAX_MANUAL_BACKUPS_PER_SERVER, "manual backups"
+    if len(existing) >= limit:
+        names = ", ".join(
+            f"{target_name(item) or item.id} ({item.id})" for item in existing[:limit]
+        )
+        raise AtLimit(
+            f"{server.name} ({server.id}) already has {len(existing)} {noun}; VPS.org allows at "
+            f"most {limit} per server. Delete one first. Existing: {names}."
+        )
+
+
+async def create(
+    services: Services, actor: Actor, intent: CreateSnapshot | CreateBackup
+) -> OperationRequest:
+    """Validate, check the limit, record the request, POST exactly once, queue the channel post."""
+    vps = services.vps
+    kind = Kind.SNAPSHOT if isinstance(intent, CreateSnapshot) else Kind.BACKUP
+    server = await existing_server(vps, intent.server_id)
+    await _check_limit(vps, kind, server)
+    name = intent.name if isinstance(intent, CreateSnapshot) else ""
+    now = services.clock()
+    async with services.uow() as uow:
+        request = await uow.requests.add(
+            kind=kind,
+            action=Action.CREATE,
+            status=Status.EXECUTING,
+            requester_id=actor.user_id,
+            channel_id=actor.channel_id,
+            at=now,
+            server=server.ref,
+            target_name=name or intent.description,
+            params={"name": name, "description": intent.description},
+        )
+        uow.audit.record(
+            "request",
+            at=now,
+            actor_id=actor.user_id,
+            channel_id=actor.channel_id,
+            request_id=request.id,
+            detail={"kind": kind.value, "action": "create", "server_id": server.id, "name": name},
+        )
+        await uow.commit()
+
+    path = "/snapshots/" if kind is Kind.SNAPSHOT else "/backups/"
+    try:
+        if isinstance(intent, CreateSnapshot):
+            started_item: Snapshot | Backup
+            started = await vps.create_snapshot(server.id, intent.name, intent.description)
+            started_item, message = started.item, started.message
+        else:
+            started_backup = await vps.create_backup(server.id, intent.description)
+            started_item, message = started_backup.item, started_backup.message
+    except VpsApiError as error:
+        await _record_failure(services, request, error, "POST", path)
+        raise
+
+    now = services.clock()
+    async with services.uow() as uow:
+        await uow.requests.transition(
+            request.id,
+            Status.EXECUTING,
+            Status.RUNNING,
+            at=now,
+            target_id=started_item.id,
+            next_check_at=now + services.policy.poll_interval,
+            expires_at=now + services.policy.follow_for,
+            result={"api_message": message, "started_at": iso(now)},
+        )
+        audit_api_call(uow, now, request, "POST", path, 201)
+        uow.outbox.add("post", {"event": "started"}, at=now, request_id=request.id)
+        await uow.commit()
+    services.wake_outbox()
+    async with services.uow() as uow:
+        stored = await uow.requests.get(request.id)
+    assert stored is not None
+    return stored
+
+
+async def _record_failure(
+    services: Services, request: OperationRequest, error: VpsApiError, method: str, path: str
+) -> None:
+    """The API said no (failed), or did not say (needs attention: it may have happened)."""
+    now = services.clock()
+    status = Status.NEEDS_ATTENTION if error.outcome_unknown else Status.FAILED
+    async with services.uow() as uow:
+        await uow.requests.transition(
+            request.id,
+            Status.EXECUTING,
+            status,
+            at=now,
+            result={
+                "error": error.detail,
+                "api_status": error.status,
+                "outcome_unknown": error.outcome_unknown,
+            },
+        )
+        audit_api_call(uow, now, request, method, path, error.status)
+        uow.audit.record(
+            "transition",
+            at=now,
+            request_id=request.id,
+            detail={"from": "executing", "to": status.value, "error": type(error).__name__},
+        )
+        await uow.commit()
+
+
+# -- delete --------------------------------------------------------------------------------------
+
+
+async def request_delete(
+    services: Services, actor: Actor, intent: RequestDelete
+) -> OperationRequest:
+    """Look the target up, then post a confirmation only the requester can press."""
+    target = await find_target(services.vps, intent.kind, intent.target_id)
+    now = services.clock()
+    async with services.uow() as uow:
+        request = await uow.requests.add(
+            kind=intent.kind,
+            action=Action.DELETE,
+            status=Status.PENDING_CONFIRMATION,
+            requester_id=actor.user_id,
+            channel_id=actor.channel_id,
+            at=now,
+            server=target.server,
+            target_id=target.id,
+            target_name=target_name(target),
+            expires_at=now + services.policy.confirm_ttl,
+            params={"created_at": iso(target.created_at), "size_mb": target.size_mb},
+        )
+        uow.audit.record(
+            "request",
+            at=now,
+            actor_id=actor.user_id,
+            channel_id=actor.channel_id,
+            request_id=request.id,
+            detail={"kind": intent.kind.value, "action": "delete", "target_id": target.id},
+        )
+        uow.outbox.add("post", {"event": "confirm_delete"}, at=now, request_id=request.id)
+        await uow.commit()
+    services.wake_outbox()
+    return request
+
+
+async def _decidable(
+    services: Services, request_id: int, user_id: str, channel_id: str, expected: Status
+) -> OperationRequest:
+    """The request a click names, if this person may still decide it here and now."""
+    async with services.uow() as uow:
+        request = await uow.requests.get(request_id)
+    if request is None or request.channel_id != channel_id:
+        raise UnknownRequest("That button belongs to a request this bot does not know.")
+    if user_id != request.requester_id:
+        raise NotRequester(f"Only <@{request.requester_id}>, who asked, can do this.")
+    if request.status is not expected:
+        raise AlreadyHandled(f"This request is already {request.status.value.replace('_', ' ')}.")
+    now = services.clock()
+    if request.expires_at is not None and now >= request.expires_at:
+        await finish(
+            services,
+            request,
+            expected,
+            Status.EXPIRED,
+            {"expired_at": iso(now)},
+            notify=("update",),
+        )
+        raise RequestExpired("This request has expired; ask again if it is still needed.")
+    return request
+
+
+async def finish(
+    services: Services,
+    request: OperationRequest,
+    expected: Status | frozenset[Status],
+    new: Status,
+    result: dict[str, object],
+    *,
+    notify: tuple[str, ...] = ("update", "reply", "dm"),
+    actor_id: str | None = None,
+) -> bool:
+    """Compare-and-set to `new`, with its audit row and its messages, in one transaction."""
+    now = services.clock()
+    async with services.uow() as uow:
+        won = await uow.requests.transition(
+            request.id,
+            expected,
+            new,
+            at=now,
+            result=request.result | result,
+            lease_owner=None,
+            lease_until=None,
+        )
+        if not won:
+            return False
+        uow.audit.record(
+            "transition",
+            at=now,
+            actor_id=actor_id,
+            request_id=request.id,
+            detail={"to": new.value}
+            | {k: v for k, v in result.items() if isinstance(v, str | int | None)},
+        )
+        for kind in notify:
+            payload: dict[str, object] = {"event": new.value}
+            if kind == "dm":
+                payload["user"] = request.requester_id
+            uow.outbox.add(kind, payload, at=now, request_id=request.id)
+        await uow.commit()
+    services.wake_outbox()
+    return True
+
+
+async def confirm_delete(
+    services: Services, user_id: str, request_id: int, channel_id: str
+) -> OperationRequest:
+    """The requester pressed Delete: one DELETE, however many clicks."""
+    request = await _decidable(
+        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION
+    )
+    now = services.clock()
+    async with services.uow() as uow:
+        won = await uow.requests.transition(
+            request.id, Status.PENDING_CONFIRMATION, Status.EXECUTING, at=now
+        )
+        uow.audit.record(
+            "vote",
+            at=now,
+            actor_id=user_id,
+            request_id=request.id,
+            detail={"decision": "confirm", "won": won},
+        )
+        await uow.commit()
+    if not won:
+        raise AlreadyHandled("This delete is already being handled.")
+    assert request.target_id is not None
+    path = f"/{request.kind.value}s/{request.target_id}/"
+    try:
+        if request.kind is Kind.SNAPSHOT:
+            await services.vps.delete_snapshot(request.target_id)
+        else:
+            await services.vps.delete_backup(request.target_id)
+    except VpsApiError as error:
+        status = Status.NEEDS_ATTENTION if error.outcome_unknown else Status.FAILED
+        async with services.uow() as uow:
+            audit_api_call(uow, services.clock(), request, "DELETE", path, error.status)
+            await uow.commit()
+        await finish(
+            services,
+            request,
+            Status.EXECUTING,
+            status,
+            {"error": error.detail, "api_status": error.status, "deleted_by": user_id},
+            notify=("update",),
+            actor_id=user_id,
+        )
+        raise
+    async with services.uow() as uow:
+        audit_api_call(uow, services.clock(), request, "DELETE", path, 204)
+        await uow.commit()
+    await finish(
+        services,
+        request,
+        Status.EXECUTING,
+        Status.SUCCEEDED,
+        {"deleted_by": user_id, "deleted_at": iso(services.clock())},
+        notify=("update",),
+        actor_id=user_id,
+    )
+    async with services.uow() as uow:
+        done = await uow.requests.get(request.id)
+    assert done is not None
+    return done
+
+
+async def cancel(services: Services, user_id: str, request_id: int, channel_id: str) -> None:
+    """The requester withdrew a delete that was waiting for confirmation."""
+    request = await _decidable(
+        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION
+    )
+    if not await finish(
+        services,
+        request,
+        Status.PENDING_CONFIRMATION,
+        Status.CANCELLED,
+        {"cancelled_by": user_id},
+        notify=("update",),
+        actor_id=user_id,
+    ):
+        raise AlreadyHandled("This request was already decided.")
