@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 import httpx
 from starlette.applications import Starlette
@@ -28,6 +28,7 @@ from starlette.routing import Route
 from bot.bootstrap import build
 from bot.config import Settings
 from bot.serving import serving
+from bot.slack import ids
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
@@ -151,20 +152,37 @@ def render_text(message: dict[str, Any]) -> str:
 
 DEMO_HELP = """Type a slash command as you would in Slack, for example:
   /snapshot list 12345
+  /snapshot create 12345 before-update Snapshot before update
   /backup list 12345 manual
-  /snapshot help
+  /snapshot delete 798          then: press delete <request #>
+`press <button> <request #>` clicks a button (delete, cancel, approve, deny);
 `as U0000BOB` switches the user you type as; `quit` (or Ctrl-D) leaves."""
+
+BUTTONS = {
+    "delete": ids.DELETE_CONFIRM,
+    "cancel": ids.DELETE_CANCEL,
+    "approve": ids.RESTORE_APPROVE,
+    "deny": ids.RESTORE_DENY,
+}
 
 
 async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
     def show(call: SlackCall) -> None:
-        if call.method in ("response", "chat.postMessage", "chat.update", "chat.postEphemeral"):
-            where = "only you see this" if call.data.get("response_type") == "ephemeral" else ""
-            where = where or ("in #demo" if call.method != "response" else "")
-            print(
-                f"\n[vpsbot{' · ' + where if where else ''}]\n{render_text(call.data)}\n", file=out
-            )
-            replied.set()
+        if call.method not in ("response", "chat.postMessage", "chat.update"):
+            return
+        channel = str(call.data.get("channel", ""))
+        if call.data.get("response_type") == "ephemeral":
+            where = "only you see this"
+        elif channel.startswith("D"):
+            where = "direct message"
+        elif call.data.get("thread_ts"):
+            where = "#demo, in the thread"
+        elif call.method == "chat.update":
+            where = "#demo, message updated"
+        else:
+            where = "#demo"
+        print(f"\n[vpsbot · {where}]\n{render_text(call.data)}\n", file=out)
+        replied.set()
 
     replied = asyncio.Event()
     stand_in = SlackStandIn(on_call=show)
@@ -179,10 +197,13 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
             "slack_signing_secret": secret,
             "vps_api_url": f"{vps_url}/api/v1",
             "vps_api_token": DEMO_VPS_TOKEN,
+            "vpsbot_poll_interval": min(settings.vpsbot_poll_interval, 2.0),
         }
-        bot_settings = Settings(**values)
-        bot = build(bot_settings)
-        async with serving(bot.web) as bot_url, httpx.AsyncClient(base_url=bot_url) as http:
+        bot = build(Settings(**values))
+        async with (
+            serving(bot.web, lifespan="on") as bot_url,
+            httpx.AsyncClient(base_url=bot_url) as http,
+        ):
             print(
                 f"vpsbot demo: VPS.org simulator and Slack stand-in on loopback.\n{DEMO_HELP}",
                 file=out,
@@ -190,31 +211,17 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
             user = "U0000DEMO"
             for number in itertools.count(1):
                 print(f"{user}> ", end="", file=out, flush=True)
-                line = await asyncio.to_thread(stdin.readline)
-                if not line or line.strip() in ("quit", "exit"):
+                line = (await asyncio.to_thread(stdin.readline)).strip()
+                if not line or line in ("quit", "exit"):
                     break
-                line = line.strip()
                 if line.startswith("as "):
                     user = line.removeprefix("as ").strip() or user
                     continue
-                command, _, text = line.partition(" ")
-                if command not in ("/snapshot", "/backup"):
+                body = _request_body(line, user, stand_in.response_url(str(number)), number)
+                if body is None:
                     print(DEMO_HELP, file=out)
                     continue
                 replied.clear()
-                body = urlencode(
-                    {
-                        "team_id": DEMO_TEAM,
-                        "channel_id": DEMO_CHANNEL,
-                        "channel_name": "demo",
-                        "user_id": user,
-                        "user_name": user.lower(),
-                        "command": command,
-                        "text": text,
-                        "response_url": stand_in.response_url(str(number)),
-                        "trigger_id": f"demo.{number}",
-                    }
-                )
                 answer = await http.post(
                     "/slack/events", content=body, headers=signed_headers(secret, body)
                 )
@@ -226,6 +233,40 @@ async def run_demo(settings: Settings, stdin: TextIO = sys.stdin, out: TextIO = 
                 except TimeoutError:
                     print("(no reply within 20 s)", file=out)
             print("bye", file=out)
+
+
+def _request_body(line: str, user: str, response_url: str, number: int) -> str | None:
+    """The form body Slack would send for a typed command or a `press` of a button."""
+    command, _, text = line.partition(" ")
+    if command in ("/snapshot", "/backup"):
+        return urlencode(
+            {
+                "team_id": DEMO_TEAM,
+                "channel_id": DEMO_CHANNEL,
+                "channel_name": "demo",
+                "user_id": user,
+                "user_name": user.lower(),
+                "command": command,
+                "text": text,
+                "response_url": response_url,
+                "trigger_id": f"demo.{number}",
+            }
+        )
+    button, _, request_id = text.strip().partition(" ")
+    request_id = request_id.strip().lstrip("#")
+    if command != "press" or button not in BUTTONS or not request_id.isdigit():
+        return None
+    payload = {
+        "type": "block_actions",
+        "user": {"id": user, "username": user.lower(), "team_id": DEMO_TEAM},
+        "team": {"id": DEMO_TEAM, "domain": "demo"},
+        "channel": {"id": DEMO_CHANNEL, "name": "demo"},
+        "container": {"type": "message", "channel_id": DEMO_CHANNEL},
+        "trigger_id": f"demo.{number}",
+        "response_url": response_url,
+        "actions": [{"action_id": BUTTONS[button], "type": "button", "value": request_id}],
+    }
+    return "payload=" + quote(json.dumps(payload))
 
 
 def _raw(value: Any) -> Any:

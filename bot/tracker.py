@@ -14,7 +14,7 @@ from bot.services.ports import Notifier
 
 log = logging.getLogger(__name__)
 OUTBOX_POLL = 1.0  # seconds: picks up messages queued by other instances
-MAX_TRACKER_BACKOFF = 300.0
+TICK_SLACK = 0.01  # wake just after the tick, so operations due at it are due
 
 
 def instance_id() -> str:
@@ -47,23 +47,29 @@ class Worker:
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._tasks:  # hand our claims back at once rather than when the leases lapse
+            try:
+                async with self.services.uow() as uow:
+                    await uow.requests.release_all(self.owner)
+                    await uow.outbox.release_all(self.owner)
+                    await uow.commit()
+            except Exception:
+                log.exception("could not release leases; they lapse on their own")
         self._tasks = []
 
     async def _tracker(self) -> None:
-        interval = self.services.policy.poll_interval.total_seconds()
-        delay = 0.0
-        failures = 0
+        """A cycle at every tick of the poll grid. While VPS.org fails, the operations it could
+        not read are pushed back (exponential backoff per operation, in tracking)."""
+        policy = self.services.policy
         while True:
-            await asyncio.sleep(delay)
+            now = self.services.clock()
+            wait = (policy.next_tick(now) - now).total_seconds() + TICK_SLACK
+            await asyncio.sleep(wait)
             try:
-                report = await tracking.check_in_flight(self.services, self.owner)
+                await tracking.check_in_flight(self.services, self.owner)
             except Exception:
                 log.exception("tracker cycle failed")
-                failures += 1
-            else:
-                failures = failures + 1 if report.failed_calls and not report.finished else 0
             self.cycles += 1
-            delay = min(interval * 2**failures, max(interval, MAX_TRACKER_BACKOFF))
 
     async def _sender(self) -> None:
         while True:

@@ -173,7 +173,11 @@ class Stack:
         ]
 
     def dms(self) -> list[SlackCall]:
-        return [c for c in self.slack.api_calls("chat.postMessage") if str(c.data.get("channel")).startswith("D")]
+        return [
+            c
+            for c in self.slack.api_calls("chat.postMessage")
+            if str(c.data.get("channel")).startswith("D")
+        ]
 
     async def ask(self, text: str, command: str = "/snapshot", user: str = ALICE) -> SlackCall:
         ack, key = await self.command(text, command, user)

@@ -109,6 +109,10 @@ class AtLimit(NotAllowed):
 class NotRequester(NotAllowed):
     """Only the person who asked may do this (confirm a delete, cancel a request)."""
 
+    def __init__(self, requester_id: str) -> None:
+        super().__init__("Only the person who asked can do this.")
+        self.requester_id = requester_id
+
 
 class AlreadyHandled(NotAllowed):
     """The request is no longer waiting for this decision."""

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWorkFactory, VpsApi
@@ -18,6 +19,14 @@ class Policy:
     confirm_ttl: timedelta = timedelta(minutes=30)
     follow_for: timedelta = timedelta(hours=6)  # after this, a create's outcome is "unknown"
     max_poll_backoff: timedelta = timedelta(minutes=5)
+
+    def next_tick(self, after: datetime) -> datetime:
+        """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by
+        every instance, so each in-flight operation is due at every tick, whenever it started:
+        a completion is seen within one interval, and a server's operations are read together."""
+        step = self.poll_interval.total_seconds()
+        tick = (math.floor(after.timestamp() / step) + 1) * step
+        return datetime.fromtimestamp(tick, UTC)
 
 
 def _nothing() -> None:

@@ -160,7 +160,7 @@ async def create(
             Status.RUNNING,
             at=now,
             target_id=started_item.id,
-            next_check_at=now + services.policy.poll_interval,
+            next_check_at=services.policy.next_tick(now),
             expires_at=now + services.policy.follow_for,
             result={"api_message": message, "started_at": iso(now)},
         )
@@ -248,7 +248,7 @@ async def _decidable(
     if request is None or request.channel_id != channel_id:
         raise UnknownRequest("That button belongs to a request this bot does not know.")
     if user_id != request.requester_id:
-        raise NotRequester(f"Only <@{request.requester_id}>, who asked, can do this.")
+        raise NotRequester(request.requester_id)
     if request.status is not expected:
         raise AlreadyHandled(f"This request is already {request.status.value.replace('_', ' ')}.")
     now = services.clock()
@@ -265,6 +265,46 @@ async def _decidable(
     return request
 
 
+async def record_finish(
+    uow: UnitOfWork,
+    request: OperationRequest,
+    expected: Status | frozenset[Status],
+    new: Status,
+    result: dict[str, object],
+    *,
+    at: datetime,
+    notify: tuple[str, ...] = ("update", "reply", "dm"),
+    actor_id: str | None = None,
+) -> bool:
+    """Compare-and-set to `new`, with its audit row and its messages, in the caller's
+    transaction (not committed here). False when another transaction got there first."""
+    won = await uow.requests.transition(
+        request.id,
+        expected,
+        new,
+        at=at,
+        result=request.result | result,
+        lease_owner=None,
+        lease_until=None,
+    )
+    if not won:
+        return False
+    plain = {k: v for k, v in result.items() if isinstance(v, str | int | None)}
+    uow.audit.record(
+        "transition",
+        at=at,
+        actor_id=actor_id,
+        request_id=request.id,
+        detail={"to": new.value} | plain,
+    )
+    for kind in notify:
+        payload: dict[str, object] = {"event": new.value}
+        if kind == "dm":
+            payload["user"] = request.requester_id
+        uow.outbox.add(kind, payload, at=at, request_id=request.id)
+    return True
+
+
 async def finish(
     services: Services,
     request: OperationRequest,
@@ -275,36 +315,22 @@ async def finish(
     notify: tuple[str, ...] = ("update", "reply", "dm"),
     actor_id: str | None = None,
 ) -> bool:
-    """Compare-and-set to `new`, with its audit row and its messages, in one transaction."""
-    now = services.clock()
+    """`record_finish` in a transaction of its own, then wake the outbox."""
     async with services.uow() as uow:
-        won = await uow.requests.transition(
-            request.id,
+        won = await record_finish(
+            uow,
+            request,
             expected,
             new,
-            at=now,
-            result=request.result | result,
-            lease_owner=None,
-            lease_until=None,
-        )
-        if not won:
-            return False
-        uow.audit.record(
-            "transition",
-            at=now,
+            result,
+            at=services.clock(),
+            notify=notify,
             actor_id=actor_id,
-            request_id=request.id,
-            detail={"to": new.value}
-            | {k: v for k, v in result.items() if isinstance(v, str | int | None)},
         )
-        for kind in notify:
-            payload: dict[str, object] = {"event": new.value}
-            if kind == "dm":
-                payload["user"] = request.requester_id
-            uow.outbox.add(kind, payload, at=now, request_id=request.id)
         await uow.commit()
-    services.wake_outbox()
-    return True
+    if won:
+        services.wake_outbox()
+    return won
 
 
 async def confirm_delete(

@@ -10,7 +10,7 @@ from bot.services import Services
 from bot.services.ports import DeliveryError, Notifier
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=60)
+LEASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(seconds=8)  # pending messages go out within 10 s of Slack recovering
 
 

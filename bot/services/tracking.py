@@ -1,4 +1,4 @@
-"""Follow every in-flight operation: one list call per (server, kind) per cycle, not per operation."""
+"""Follow in-flight operations: one list call per (server, kind) per cycle, not one per op."""
 
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from bot.domain.model import (
     Status,
 )
 from bot.services import Services
-from bot.services.operations import finish, iso
+from bot.services.operations import iso, record_finish
 
 log = logging.getLogger(__name__)
-LEASE = timedelta(seconds=30)
+LEASE = timedelta(seconds=15)  # a crashed instance's claims lapse within this
 CONCURRENT_CALLS = 10
 
 
@@ -105,6 +105,7 @@ async def check_in_flight(services: Services, owner: str) -> CycleReport:
     now = services.clock()
     keep: list[OperationRequest] = []
     backoff: list[OperationRequest] = []
+    done: list[tuple[OperationRequest, Verdict]] = []
     for key, listing in zip(keys, listings, strict=True):
         if isinstance(listing, VpsApiError):
             report.failed_calls += 1
@@ -115,30 +116,37 @@ async def check_in_flight(services: Services, owner: str) -> CycleReport:
             verdict = judge(request, listing.get(request.target_id or -1), now)
             if verdict.status is None:
                 keep.append(request)
-            elif await finish(services, request, Status.RUNNING, verdict.status, verdict.result):
-                report.finished += 1
+            else:
+                done.append((request, verdict))
 
     async with services.uow() as uow:
+        for request, verdict in done:
+            assert verdict.status is not None
+            if await record_finish(
+                uow, request, Status.RUNNING, verdict.status, verdict.result, at=now
+            ):
+                report.finished += 1
         for request in keep:
             await uow.requests.change(
                 request.id,
-                next_check_at=now + services.policy.poll_interval,
+                next_check_at=services.policy.next_tick(now),
                 lease_owner=None,
                 lease_until=None,
             )
         for request in backoff:
             failures = int(str(request.result.get("poll_failures", 0))) + 1
-            wait = min(
-                services.policy.poll_interval * (2**failures), services.policy.max_poll_backoff
-            )
+            policy = services.policy
+            wait = min(policy.poll_interval * (2**failures), policy.max_poll_backoff)
             await uow.requests.change(
                 request.id,
-                next_check_at=now + wait,
+                next_check_at=policy.next_tick(now + wait - policy.poll_interval),
                 result=request.result | {"poll_failures": failures},
                 lease_owner=None,
                 lease_until=None,
             )
         await uow.commit()
+    if report.finished:
+        services.wake_outbox()
     if report.failed_calls:
         log.warning("tracker: %d of %d reads failed", report.failed_calls, report.api_calls)
     return report

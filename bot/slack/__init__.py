@@ -15,8 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.domain.model import Kind
-from bot.services import Services
-from bot.services import operations
+from bot.services import Services, operations
 from bot.slack import ids
 from bot.slack.actions import action_listener
 from bot.slack.commands import command_listener

@@ -299,7 +299,7 @@ def _create_text(request: OperationRequest) -> str:
         case Status.NEEDS_ATTENTION:
             return (
                 f":warning: {who}'s {what} of {on}: *outcome unknown* ({_reason(request)}). "
-                f"Check with `/{request.kind.value} list {request.server.id if request.server else ''}`."
+                f"Check with `/{request.kind.value} list`."
             )
         case _:
             return f":hourglass_flowing_sand: {who} is creating a {what} of {on}: *in progress*."
@@ -332,9 +332,9 @@ def _delete_text(request: OperationRequest, now: datetime) -> str:
                 f"`/{request.kind.value} list` before trying again."
             )
         case Status.CANCELLED:
-            return f":leftwards_arrow_with_hook: {who} cancelled the delete of {what}. Nothing changed."
+            return f":leftwards_arrow_with_hook: {who} cancelled the delete of {what}. No change."
         case Status.EXPIRED:
-            return f":hourglass: The delete of {what} of {on} was not confirmed in time. Nothing changed."
+            return f":hourglass: The delete of {what} of {on} was not confirmed in time: no change."
         case _:
             return f"Delete of {what} of {on}: {request.status.value}."
 
@@ -385,7 +385,8 @@ def request_message(request: OperationRequest, now: datetime) -> Message:
             expires = f" · expires {ago(request.expires_at, now)}" if request.expires_at else ""
             blocks.append(
                 context(
-                    f"Only {user(request.requester_id)} can confirm{expires} · request #{request.id}"
+                    f"Only {user(request.requester_id)} can confirm{expires}"
+                    f" · request #{request.id}"
                 )
             )
         else:

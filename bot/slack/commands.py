@@ -16,8 +16,8 @@ from bot.domain.operations import (
     ShowHelp,
 )
 from bot.services import Services, listings, operations
-from bot.services.operations import Actor
 from bot.services.commands import Invocation
+from bot.services.operations import Actor
 from bot.slack import blocks
 from bot.slack.errors import report
 from bot.slack.parsing import parse, usage

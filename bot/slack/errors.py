@@ -10,13 +10,14 @@ from bot.domain.errors import (
     LimitReached,
     NotAllowed,
     NotFound,
+    NotRequester,
     RateLimited,
     Unauthorized,
     Unavailable,
     UsageError,
     VpsApiError,
 )
-from bot.slack.blocks import Message, error_message, safe
+from bot.slack.blocks import Message, error_message, safe, user
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,8 @@ def describe(error: BaseException) -> Message:
     """The reply a person gets for `error`."""
     if isinstance(error, UsageError):
         return error_message(f":warning: {safe(error.message, 300)}", error.usage)
+    if isinstance(error, NotRequester):
+        return error_message(f":no_entry: Only {user(error.requester_id)}, who asked, can do this.")
     if isinstance(error, NotAllowed):
         return error_message(f":no_entry: {safe(str(error), 300)}")
     if isinstance(error, VpsApiError):

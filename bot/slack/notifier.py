@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import aiohttp
@@ -40,7 +39,7 @@ class SlackNotifier:
             status = error.response.status_code if error.response is not None else 0
             retryable = code in RETRYABLE or status == 429 or status >= 500
             raise DeliveryError(f"Slack said {code or status}", retryable=retryable) from None
-        except (aiohttp.ClientError, TimeoutError, asyncio.TimeoutError, OSError) as error:
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise DeliveryError(
                 f"Slack unreachable: {type(error).__name__}", retryable=True
             ) from None

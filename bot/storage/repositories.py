@@ -204,6 +204,14 @@ class RequestRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def release_all(self, owner: str) -> None:
+        await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         query = (
             select(RequestRecord)
@@ -285,6 +293,17 @@ class OutboxRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def release_all(self, owner: str) -> None:
+        await self._set_where(OutboxRecord.lease_owner == owner, lease_owner=None, lease_until=None)
+
+    async def _set_where(self, condition: Any, **values: Any) -> None:
+        await self._session.execute(
+            update(OutboxRecord)
+            .where(condition)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+
     async def mark_sent(self, item_id: int, *, at: datetime) -> None:
         await self._set(item_id, status="sent", sent_at=at, lease_owner=None, lease_until=None)
 
@@ -308,12 +327,7 @@ class OutboxRepository:
         )
 
     async def _set(self, item_id: int, **values: Any) -> None:
-        await self._session.execute(
-            update(OutboxRecord)
-            .where(OutboxRecord.id == item_id)
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
+        await self._set_where(OutboxRecord.id == item_id, **values)
 
     async def items(self, status: str | None = None) -> Sequence[OutboxRecord]:
         query = select(OutboxRecord).order_by(OutboxRecord.id)

@@ -124,7 +124,10 @@ async def test_every_step_is_in_the_audit_log(stack: Stack) -> None:
     await stack.command("create 12345 audited", user=BOB)
     await stack.until(lambda: stack.posts(thread=True), what="thread reply")
     async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
-        events = [(e.event, e.detail.get("to") or e.detail.get("status")) for e in await uow.audit.events()]
+        events = [
+            (e.event, e.detail.get("to") or e.detail.get("status"))
+            for e in await uow.audit.events()
+        ]
         [request] = await uow.requests.in_status(*Status)
     assert ("request", None) in events
     assert ("api_call", 201) in events
