@@ -16,6 +16,7 @@ from bot.services import Policy, Services
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
 from bot.slack import build_app, http_endpoint, web_client
+from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
@@ -77,6 +78,10 @@ def build(
     policy = Policy(
         poll_interval=timedelta(seconds=settings.vpsbot_poll_interval),
         confirm_ttl=timedelta(minutes=settings.vpsbot_approval_ttl),
+        approval_ttl=timedelta(minutes=settings.vpsbot_approval_ttl),
+        required_approvals=settings.vpsbot_required_approvals,
+        approvers=settings.vpsbot_approvers,
+        require_reason=settings.vpsbot_require_reason,
     )
     services = Services(
         vps=vps,
@@ -87,7 +92,9 @@ def build(
     )
     client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
     worker = Worker(services, SlackNotifier(client, clock), owner)
-    services = replace(services, wake_outbox=worker.wake)
+    services = replace(
+        services, wake_outbox=worker.wake, directory=SlackDirectory(client), owner=worker.owner
+    )
     worker.services = services
     slack = build_app(
         services,

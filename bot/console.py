@@ -61,6 +61,7 @@ class SlackStandIn:
     def __init__(self, on_call: Callable[[SlackCall], None] | None = None) -> None:
         self.calls: list[SlackCall] = []
         self.faults: list[WebFault] = []
+        self.groups: dict[str, list[str]] = {}  # user group id -> member ids
         self.on_call = on_call
         self.base_url = ""
         self._ts = itertools.count(1)
@@ -108,6 +109,11 @@ class SlackStandIn:
     def _answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
             return {"ok": True, "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "team_id": DEMO_TEAM}
+        if method == "usergroups.users.list":
+            group = str(data.get("usergroup", ""))
+            if group not in self.groups:
+                return {"ok": False, "error": "no_such_subteam"}
+            return {"ok": True, "users": self.groups[group]}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "U"))[1:]}}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):

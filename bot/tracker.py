@@ -66,7 +66,7 @@ class Worker:
             wait = (policy.next_tick(now) - now).total_seconds() + TICK_SLACK
             await asyncio.sleep(wait)
             try:
-                await tracking.check_in_flight(self.services, self.owner)
+                await tracking.cycle(self.services, self.owner)
             except Exception:
                 log.exception("tracker cycle failed")
             self.cycles += 1

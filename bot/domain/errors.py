@@ -124,3 +124,15 @@ class RequestExpired(NotAllowed):
 
 class UnknownRequest(NotAllowed):
     """A button names a request that does not exist here."""
+
+
+class SelfApproval(NotAllowed):
+    """The requester cannot approve their own restore."""
+
+
+class NotEligible(NotAllowed):
+    """The voter is not among the configured approvers."""
+
+
+class AlreadyVoted(NotAllowed):
+    """This person has already voted on this request."""

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from bot.services.commands import CommandLog
-from bot.services.ports import Clock, UnitOfWorkFactory, VpsApi
+from bot.services.ports import Clock, Directory, UnitOfWorkFactory, VpsApi
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,11 @@ class Policy:
     confirm_ttl: timedelta = timedelta(minutes=30)
     follow_for: timedelta = timedelta(hours=6)  # after this, a create's outcome is "unknown"
     max_poll_backoff: timedelta = timedelta(minutes=5)
+    approval_ttl: timedelta = timedelta(minutes=30)
+    required_approvals: int = 1
+    approvers: tuple[str, ...] = ()  # user IDs (U…, W…) and user-group IDs (S…); empty: anyone
+    require_reason: bool = False
+    restore_for: timedelta = timedelta(hours=6)  # after this, a restore's outcome is "unknown"
 
     def next_tick(self, after: datetime) -> datetime:
         """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by
@@ -33,6 +38,13 @@ def _nothing() -> None:
     return None
 
 
+class NoDirectory:
+    """A directory with no user groups (for tests and the demo)."""
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        return frozenset()
+
+
 @dataclass(frozen=True)
 class Services:
     """What the transports (Slack, the console) call into; built by bootstrap.build()."""
@@ -43,3 +55,5 @@ class Services:
     commands: CommandLog
     policy: Policy = field(default_factory=Policy)
     wake_outbox: Callable[[], None] = _nothing  # set by the worker: deliver new messages now
+    directory: Directory = field(default_factory=NoDirectory)
+    owner: str = "vpsbot"  # this instance, for the leases it takes

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from bot.domain.errors import (
     AlreadyHandled,
@@ -33,6 +36,9 @@ from bot.domain.operations import (
 )
 from bot.services import Services
 from bot.services.ports import UnitOfWork, VpsApi
+
+EXECUTION_LEASE = timedelta(seconds=10)
+LEASE_RENEWAL = 3.0  # seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +135,9 @@ async def create(
             target_name=name or intent.description,
             params={"name": name, "description": intent.description},
         )
+        await uow.requests.change(
+            request.id, lease_owner=services.owner, lease_until=now + EXECUTION_LEASE
+        )
         uow.audit.record(
             "request",
             at=now,
@@ -141,13 +150,8 @@ async def create(
 
     path = "/snapshots/" if kind is Kind.SNAPSHOT else "/backups/"
     try:
-        if isinstance(intent, CreateSnapshot):
-            started_item: Snapshot | Backup
-            started = await vps.create_snapshot(server.id, intent.name, intent.description)
-            started_item, message = started.item, started.message
-        else:
-            started_backup = await vps.create_backup(server.id, intent.description)
-            started_item, message = started_backup.item, started_backup.message
+        async with holding_lease(services, request.id):
+            started_item, message = await _post_create(vps, server.id, intent)
     except VpsApiError as error:
         await _record_failure(services, request, error, "POST", path)
         raise
@@ -172,6 +176,17 @@ async def create(
         stored = await uow.requests.get(request.id)
     assert stored is not None
     return stored
+
+
+async def _post_create(
+    vps: VpsApi, server_id: int, intent: CreateSnapshot | CreateBackup
+) -> tuple[Snapshot | Backup, str]:
+    """The one POST of a create: never retried (it is not idempotent)."""
+    if isinstance(intent, CreateSnapshot):
+        snapshot = await vps.create_snapshot(server_id, intent.name, intent.description)
+        return snapshot.item, snapshot.message
+    backup = await vps.create_backup(server_id, intent.description)
+    return backup.item, backup.message
 
 
 async def _record_failure(
@@ -298,11 +313,44 @@ async def record_finish(
         detail={"to": new.value} | plain,
     )
     for kind in notify:
-        payload: dict[str, object] = {"event": new.value}
-        if kind == "dm":
-            payload["user"] = request.requester_id
-        uow.outbox.add(kind, payload, at=at, request_id=request.id)
+        if kind != "dm":
+            uow.outbox.add(kind, {"event": new.value}, at=at, request_id=request.id)
+            continue
+        for person in dm_recipients(request):
+            uow.outbox.add(kind, {"event": new.value, "user": person}, at=at, request_id=request.id)
     return True
+
+
+def dm_recipients(request: OperationRequest) -> list[str]:
+    """The requester, and for a restore the people who approved it."""
+    people = [request.requester_id]
+    approvers = request.result.get("approvers")
+    if isinstance(approvers, list):
+        people += [str(a) for a in approvers if str(a) not in people]
+    return people
+
+
+@contextlib.asynccontextmanager
+async def holding_lease(services: Services, request_id: int) -> AsyncIterator[None]:
+    """Renew this instance's lease on an executing request while it works on it, so no other
+    instance takes it for a crashed one (a crashed owner's lease lapses within EXECUTION_LEASE)."""
+
+    async def renew() -> None:
+        while True:
+            await asyncio.sleep(LEASE_RENEWAL)
+            async with services.uow() as uow:
+                await uow.requests.change(
+                    request_id, lease_until=services.clock() + EXECUTION_LEASE
+                )
+                await uow.commit()
+
+    task = asyncio.create_task(renew())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def finish(
@@ -343,7 +391,12 @@ async def confirm_delete(
     now = services.clock()
     async with services.uow() as uow:
         won = await uow.requests.transition(
-            request.id, Status.PENDING_CONFIRMATION, Status.EXECUTING, at=now
+            request.id,
+            Status.PENDING_CONFIRMATION,
+            Status.EXECUTING,
+            at=now,
+            lease_owner=services.owner,
+            lease_until=now + EXECUTION_LEASE,
         )
         uow.audit.record(
             "vote",
@@ -358,10 +411,11 @@ async def confirm_delete(
     assert request.target_id is not None
     path = f"/{request.kind.value}s/{request.target_id}/"
     try:
-        if request.kind is Kind.SNAPSHOT:
-            await services.vps.delete_snapshot(request.target_id)
-        else:
-            await services.vps.delete_backup(request.target_id)
+        async with holding_lease(services, request.id):
+            if request.kind is Kind.SNAPSHOT:
+                await services.vps.delete_snapshot(request.target_id)
+            else:
+                await services.vps.delete_backup(request.target_id)
     except VpsApiError as error:
         status = Status.NEEDS_ATTENTION if error.outcome_unknown else Status.FAILED
         async with services.uow() as uow:

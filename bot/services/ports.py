@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self
 
+from bot.domain.approvals import Vote
 from bot.domain.model import (
     Action,
     Backup,
@@ -91,6 +92,8 @@ class RequestStore(Protocol):
 
     async def get(self, request_id: int) -> OperationRequest | None: ...
 
+    async def lock(self, request_id: int) -> OperationRequest | None: ...
+
     async def transition(
         self,
         request_id: int,
@@ -111,6 +114,7 @@ class RequestStore(Protocol):
         owner: str,
         lease: timedelta,
         limit: int = 5000,
+        expired_before: datetime | None = None,
     ) -> list[OperationRequest]: ...
 
     async def release(self, request_ids: Collection[int], owner: str) -> None: ...
@@ -151,6 +155,12 @@ class Outbox(Protocol):
     async def mark_failed(self, item_id: int, *, error: str) -> None: ...
 
 
+class ApprovalStore(Protocol):
+    async def add(self, request_id: int, voter_id: str, decision: str, *, at: datetime) -> None: ...
+
+    async def votes(self, request_id: int) -> list[Vote]: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
@@ -158,6 +168,8 @@ class UnitOfWork(Protocol):
     def requests(self) -> RequestStore: ...
     @property
     def outbox(self) -> Outbox: ...
+    @property
+    def approvals(self) -> ApprovalStore: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -192,3 +204,9 @@ class Notifier(Protocol):
     async def deliver(
         self, kind: str, payload: dict[str, Any], request: OperationRequest | None
     ) -> Delivery: ...
+
+
+class Directory(Protocol):
+    """Who belongs to a Slack user group (for approvers and operators given as groups)."""
+
+    async def members(self, group_id: str) -> frozenset[str]: ...

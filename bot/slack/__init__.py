@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from bot.domain.model import Kind
-from bot.services import Services, operations
+from bot.services import Services, operations, restores
 from bot.slack import ids
 from bot.slack.actions import action_listener
 from bot.slack.commands import command_listener
@@ -40,6 +40,9 @@ def register(app: AsyncApp, services: Services) -> None:
     app.command("/backup")(command_listener(Kind.BACKUP, services))
     app.action(ids.DELETE_CONFIRM)(action_listener(operations.confirm_delete, services))
     app.action(ids.DELETE_CANCEL)(action_listener(operations.cancel, services))
+    app.action(ids.RESTORE_APPROVE)(action_listener(restores.approve, services))
+    app.action(ids.RESTORE_DENY)(action_listener(restores.deny, services))
+    app.action(ids.RESTORE_CANCEL)(action_listener(restores.cancel, services))
     app.error(handle_error)
 
 

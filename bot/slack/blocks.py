@@ -374,9 +374,162 @@ def _delete_buttons(request: OperationRequest) -> Block:
     }
 
 
+def _people(ids_: object) -> str:
+    found = [user(str(i)) for i in ids_] if isinstance(ids_, list) else []
+    return ", ".join(found) or "nobody yet"
+
+
+def _restore_source(request: OperationRequest, now: datetime) -> str:
+    """`snapshot `pre-migration` (id `801`, taken 2025-01-15 18:30 UTC, 5.0 GB)`."""
+    details = [f"id `{request.target_id}`"]
+    taken = request.params.get("target_created_at")
+    if isinstance(taken, str):
+        details.append(f"taken {when(datetime.fromisoformat(taken))}")
+    size_mb = request.params.get("target_size_mb")
+    if isinstance(size_mb, int):
+        details.append(size(size_mb))
+    noun = "snapshot" if request.kind is Kind.SNAPSHOT else "backup"
+    name = f" `{safe(request.target_name, 100)}`" if request.target_name else ""
+    return f"{noun}{name} ({', '.join(details)})"
+
+
+def _discarded(request: OperationRequest, now: datetime) -> str:
+    taken = request.params.get("target_created_at")
+    if not isinstance(taken, str):
+        return "Everything written on the server since that point is lost."
+    return (
+        f"Everything written on the server since then ({ago(datetime.fromisoformat(taken), now)})"
+        " is lost."
+    )
+
+
+def _restore_text(request: OperationRequest, now: datetime) -> str:
+    who, on, source = user(request.requester_id), _on(request), _restore_source(request, now)
+    approvers = _people(request.result.get("approvers"))
+    match request.status:
+        case Status.PENDING_APPROVAL:
+            reason = f"\n*Reason:* {safe(request.reason, 500)}" if request.reason else ""
+            return (
+                f":rotating_light: *Restore requested* by {who}: restore {on} from {source}.\n"
+                f"*{_discarded(request, now)}* The server is stopped first, all its current data "
+                f"is overwritten, and this cannot be undone.{reason}"
+            )
+        case Status.APPROVED | Status.EXECUTING:
+            return (
+                f":hourglass_flowing_sand: Approved by {approvers}. Restoring {on} from {source}: "
+                "checking the target, then asking VPS.org…"
+            )
+        case Status.RUNNING:
+            return (
+                f":arrows_counterclockwise: *Restoring* {on} from {source}: *in progress*. "
+                f"Requested by {who}, approved by {approvers}."
+            )
+        case Status.SUCCEEDED:
+            return (
+                f":white_check_mark: {on} was *restored* from {source} and is running again "
+                f"({_finished_restore(request)}). Requested by {who}, approved by {approvers}."
+            )
+        case Status.FAILED:
+            return f":x: The restore of {on} from {source} *failed*: {_reason(request)}."
+        case Status.NEEDS_ATTENTION:
+            return (
+                f":warning: The restore of {on} from {source} *needs attention*: "
+                f"{_reason(request)}."
+            )
+        case Status.DENIED:
+            denier = user(str(request.result.get("denied_by", "")))
+            return f":no_entry: {denier} denied the restore of {on} from {source}. Nothing was restored."
+        case Status.CANCELLED:
+            return f":leftwards_arrow_with_hook: {who} cancelled the restore of {on}. Nothing was restored."
+        case Status.EXPIRED:
+            return (
+                f":hourglass: The restore of {on} from {source} expired without enough approvals. "
+                "Nothing was restored."
+            )
+        case _:
+            return f"Restore of {on}: {request.status.value}."
+
+
+def _finished_restore(request: OperationRequest) -> str:
+    took = request.result.get("took_seconds")
+    return f"took {span(took)}" if isinstance(took, int) else "done"
+
+
+def _restore_buttons(request: OperationRequest) -> Block:
+    value = str(request.id)
+    return {
+        "type": "actions",
+        "block_id": f"restore_decision_{request.id}",
+        "elements": [
+            {
+                "type": "button",
+                "action_id": ids.RESTORE_APPROVE,
+                "text": {"type": "plain_text", "text": "Approve"},
+                "style": "primary",
+                "value": value,
+                "confirm": {
+                    "title": {"type": "plain_text", "text": "Approve this restore?"},
+                    "text": {
+                        "type": "mrkdwn",
+                        "text": clip(
+                            f"{_on(request)} will be overwritten. This cannot be undone.", 300
+                        ),
+                    },
+                    "confirm": {"type": "plain_text", "text": "Approve"},
+                    "deny": {"type": "plain_text", "text": "Not yet"},
+                },
+            },
+            {
+                "type": "button",
+                "action_id": ids.RESTORE_DENY,
+                "text": {"type": "plain_text", "text": "Deny"},
+                "style": "danger",
+                "value": value,
+            },
+            {
+                "type": "button",
+                "action_id": ids.RESTORE_CANCEL,
+                "text": {"type": "plain_text", "text": "Cancel"},
+                "value": value,
+            },
+        ],
+    }
+
+
+def _restore_message(request: OperationRequest, now: datetime) -> Message:
+    text = _restore_text(request, now)
+    blocks = [section(text)]
+    if request.status is Status.PENDING_APPROVAL:
+        have = request.result.get("approvers")
+        count = len(have) if isinstance(have, list) else 0
+        needed = max(request.required_approvals - count, 1)
+        noun = "approval" if needed == 1 else "approvals"
+        so_far = f" Approved so far by {_people(have)}." if count else ""
+        blocks.append(
+            section(
+                f"Needs *{needed} more {noun}* from someone other than {user(request.requester_id)}.{so_far}"
+            )
+        )
+        blocks.append(_restore_buttons(request))
+        expires = request.expires_at
+        deadline = f"expires {ago(expires, now)} ({when(expires)})" if expires else "no expiry"
+        blocks.append(context(f"Request #{request.id} · {deadline}"))
+    else:
+        api_message = request.result.get("api_message")
+        note = (
+            f"VPS.org: “{safe(str(api_message), 300)}” · "
+            if api_message and request.status is Status.RUNNING
+            else ""
+        )
+        blocks.append(context(f"{note}request #{request.id}"))
+    return Message(clip(text, 300), blocks)
+
+
 def request_message(request: OperationRequest, now: datetime) -> Message:
     """The request's message in the channel, as it stands now (posted, then updated in place)."""
     blocks: list[Block]
+    if request.action is Action.RESTORE:
+        return _restore_message(request, now)
     if request.action is Action.DELETE:
         text = _delete_text(request, now)
         blocks = [section(text)]

@@ -15,7 +15,7 @@ from bot.domain.operations import (
     RequestRestore,
     ShowHelp,
 )
-from bot.services import Services, listings, operations
+from bot.services import Services, listings, operations, restores
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
@@ -41,7 +41,8 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             await operations.request_delete(services, actor, intent)
             return None
         case RequestRestore():
-            return blocks.unavailable_message(intent.kind, "restore")
+            await restores.request_restore(services, actor, intent, usage(intent.kind, "restore"))
+            return None
 
 
 def command_listener(kind: Kind, services: Services) -> Any:

@@ -8,11 +8,14 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, exists, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
+from bot.domain.approvals import Vote
+from bot.domain.errors import AlreadyVoted
 from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
-from bot.storage.tables import AuditRecord, OutboxRecord, RequestRecord
+from bot.storage.tables import ApprovalRecord, AuditRecord, OutboxRecord, RequestRecord
 
 
 class AuditRepository:
@@ -127,6 +130,18 @@ class RequestRepository:
         record = await self._session.get(RequestRecord, request_id, populate_existing=True)
         return None if record is None else _request(record)
 
+    async def lock(self, request_id: int) -> OperationRequest | None:
+        """Read the request and hold its row until commit: votes on one request take turns
+        (PostgreSQL row lock; on SQLite the transaction already holds the write lock)."""
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.id == request_id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        record = (await self._session.scalars(query)).one_or_none()
+        return None if record is None else _request(record)
+
     async def transition(
         self,
         request_id: int,
@@ -171,8 +186,10 @@ class RequestRepository:
         owner: str,
         lease: timedelta,
         limit: int = 5000,
+        expired_before: datetime | None = None,
     ) -> list[OperationRequest]:
-        """Lease the requests in `statuses` that are due and not leased by a live owner.
+        """Lease the requests in `statuses` that are due and not leased by a live owner
+        (and, with `expired_before`, only those whose expires_at has passed).
 
         PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows.
         SQLite: the transaction holds the write lock from its start (BEGIN IMMEDIATE).
@@ -186,6 +203,8 @@ class RequestRepository:
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
+        if expired_before is not None:
+            query = query.where(RequestRecord.expires_at <= expired_before)
         records = (await self._session.scalars(query)).all()
         for record in records:
             record.lease_owner = owner
@@ -334,3 +353,32 @@ class OutboxRepository:
         if status is not None:
             query = query.where(OutboxRecord.status == status)
         return (await self._session.scalars(query)).all()
+
+
+class ApprovalRepository:
+    """One row per vote; the unique (request, voter) pair is the last line against double votes."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(self, request_id: int, voter_id: str, decision: str, *, at: datetime) -> None:
+        try:
+            async with self._session.begin_nested():
+                self._session.add(
+                    ApprovalRecord(
+                        request_id=request_id, voter_id=voter_id, decision=decision, created_at=at
+                    )
+                )
+        except IntegrityError:
+            raise AlreadyVoted("You have already voted on this request.") from None
+
+    async def votes(self, request_id: int) -> list[Vote]:
+        query = (
+            select(ApprovalRecord)
+            .where(ApprovalRecord.request_id == request_id)
+            .order_by(ApprovalRecord.id)
+        )
+        return [
+            Vote(r.voter_id, r.decision, r.created_at)
+            for r in (await self._session.scalars(query)).all()
+        ]

@@ -6,7 +6,12 @@ from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.storage.repositories import AuditRepository, OutboxRepository, RequestRepository
+from bot.storage.repositories import (
+    ApprovalRepository,
+    AuditRepository,
+    OutboxRepository,
+    RequestRepository,
+)
 
 
 class SqlUnitOfWork:
@@ -15,6 +20,7 @@ class SqlUnitOfWork:
     audit: AuditRepository
     requests: RequestRepository
     outbox: OutboxRepository
+    approvals: ApprovalRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -25,6 +31,7 @@ class SqlUnitOfWork:
         self.audit = AuditRepository(self._session)
         self.requests = RequestRepository(self._session)
         self.outbox = OutboxRepository(self._session)
+        self.approvals = ApprovalRepository(self._session)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

@@ -1,0 +1,78 @@
+"""Who may approve a restore, when, and when enough have: the rules, with `now` passed in."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from bot.domain.errors import (
+    AlreadyHandled,
+    AlreadyVoted,
+    NotEligible,
+    RequestExpired,
+    SelfApproval,
+)
+from bot.domain.model import OperationRequest, Status
+
+
+@dataclass(frozen=True, slots=True)
+class Vote:
+    voter_id: str
+    decision: str  # "approve" | "deny"
+    at: datetime
+
+
+def is_expired(request: OperationRequest, now: datetime) -> bool:
+    return request.expires_at is not None and now >= request.expires_at
+
+
+def check_pending(request: OperationRequest, now: datetime) -> None:
+    """A decision is only possible while the request waits, and before it expires."""
+    if request.status is not Status.PENDING_APPROVAL:
+        raise AlreadyHandled(f"This request is already {request.status.value.replace('_', ' ')}.")
+    if is_expired(request, now):
+        raise RequestExpired("This request has expired; nothing was restored. Ask again if needed.")
+
+
+def check_vote(
+    request: OperationRequest,
+    voter_id: str,
+    *,
+    eligible: bool,
+    votes: Collection[Vote],
+    now: datetime,
+) -> None:
+    """Raise the reason this person may not vote on this request now; return if they may."""
+    check_pending(request, now)
+    if voter_id == request.requester_id:
+        raise SelfApproval("You asked for this restore; a second person has to approve it.")
+    if not eligible:
+        raise NotEligible("You are not one of the approvers configured for restores.")
+    if any(vote.voter_id == voter_id for vote in votes):
+        raise AlreadyVoted("You have already voted on this request.")
+
+
+def approvals(votes: Collection[Vote]) -> list[str]:
+    return [vote.voter_id for vote in votes if vote.decision == "approve"]
+
+
+def quorum_reached(request: OperationRequest, votes: Collection[Vote]) -> bool:
+    return len(approvals(votes)) >= max(request.required_approvals, 1)
+
+
+def is_eligible(
+    voter_id: str,
+    requester_id: str,
+    approver_users: Collection[str],
+    approver_group_members: Collection[str],
+    *,
+    anyone: bool,
+) -> bool:
+    """With no approvers configured, anyone but the requester; else the listed users and the
+    members of the listed user groups."""
+    if voter_id == requester_id:
+        return False
+    if anyone:
+        return True
+    return voter_id in approver_users or voter_id in approver_group_members
