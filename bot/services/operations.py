@@ -167,6 +167,8 @@ async def create(
             next_check_at=services.policy.next_tick(now),
             expires_at=now + services.policy.follow_for,
             result={"api_message": message, "started_at": iso(now)},
+            lease_owner=None,
+            lease_until=None,
         )
         audit_api_call(uow, now, request, "POST", path, 201)
         uow.outbox.add("post", {"event": "started"}, at=now, request_id=request.id)
@@ -206,6 +208,8 @@ async def _record_failure(
                 "api_status": error.status,
                 "outcome_unknown": error.outcome_unknown,
             },
+            lease_owner=None,
+            lease_until=None,
         )
         audit_api_call(uow, now, request, method, path, error.status)
         uow.audit.record(

@@ -76,7 +76,9 @@ class Fault:
     """What to do instead of (or before) answering a matching request.
 
     kind: "status" answers `status` with `body`/`headers`; "hang" sleeps `delay` seconds and then
-    answers normally; "malformed" answers 200 with a truncated JSON body.
+    answers normally; "malformed" answers 200 with a truncated JSON body; "lost_reply" carries
+    the request out (after `delay`) and then answers `status` anyway, as a proxy that timed out
+    after the backend acted would.
     """
 
     method: str
@@ -308,6 +310,11 @@ class Simulator:
                 return Response(
                     b'{"count": 2, "results": [{"id": 8', 200, media_type="application/json"
                 )
+            elif fault.kind == "lost_reply":
+                await asyncio.sleep(fault.delay)
+                self.advance()
+                self._handle(request.method, path.strip("/").split("/"), request.query_params, body)
+                return JSONResponse(fault.body, fault.status, headers=fault.headers)
             else:
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
         denied = self._authenticate(request.headers.get("authorization"))
