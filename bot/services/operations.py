@@ -62,13 +62,18 @@ async def existing_server(vps: VpsApi, server_id: int) -> Server:
         ) from None
 
 
-async def find_target(vps: VpsApi, kind: Kind, target_id: int) -> Snapshot | Backup:
-    """Find a snapshot or backup by id (the API has no single-object GET: list and pick)."""
+async def find_target(
+    vps: VpsApi, kind: Kind, target_id: int, server_id: int | None = None
+) -> Snapshot | Backup:
+    """Find a snapshot or backup by id (the API has no single-object GET: list and pick),
+    listing only `server_id`'s when the server is known."""
     found: Snapshot | Backup | None
     if kind is Kind.SNAPSHOT:
-        found = next((s for s in (await vps.list_snapshots()).items if s.id == target_id), None)
+        snapshots = (await vps.list_snapshots(server_id)).items
+        found = next((s for s in snapshots if s.id == target_id), None)
     else:
-        found = next((b for b in (await vps.list_backups()).items if b.id == target_id), None)
+        backups = (await vps.list_backups(server_id)).items
+        found = next((b for b in backups if b.id == target_id), None)
     if found is None:
         raise NotFound(
             f"{kind.value.capitalize()} {target_id} does not exist on VPS.org.", status=404

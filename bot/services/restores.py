@@ -263,7 +263,7 @@ async def _precheck(services: Services, request: OperationRequest) -> str | None
     assert request.target_id is not None
     assert request.server is not None
     try:
-        target = await find_target(services.vps, request.kind, request.target_id)
+        target = await find_target(services.vps, request.kind, request.target_id, request.server.id)
         server = await services.vps.get_server(request.server.id)
     except VpsApiError as error:
         return f"could not check the {request.kind.value} before restoring ({error.detail})"

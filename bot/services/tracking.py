@@ -122,7 +122,7 @@ async def check_in_flight(services: Services, owner: str) -> CycleReport:
 
     async def read(
         kind: Kind | None, server_id: int
-    ) -> dict[int, Snapshot | Backup] | Server | None | VpsApiError:
+    ) -> dict[int, Snapshot | Backup] | Server | VpsApiError | None:
         async with gate:
             report.api_calls += 1
             try:

@@ -50,8 +50,12 @@ class Database:
 
     def __init__(self, url: str, *, echo: bool = False) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
+        sqlite = url.startswith("sqlite")
+        # SQLite has one writer at a time: one connection per process makes this process's
+        # transactions queue in the pool (no busy-wait sleeps); other processes wait on the lock.
+        pool = {"pool_size": 1, "max_overflow": 0} if sqlite else {}
+        self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True, **pool)
+        if sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
