@@ -8,6 +8,7 @@ import json
 import os
 import time
 from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,13 +201,17 @@ async def served_simulator(simulator: Simulator) -> AsyncIterator[str]:
 async def stack(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> AsyncIterator[Stack]:
-    async for built in _stack(simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2):
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
+    ) as built:
         yield built
 
 
-async def _stack(
+@asynccontextmanager
+async def running_stack(
     simulator: Simulator, vps_url: str, db_url: str, **settings: Any
 ) -> AsyncIterator[Stack]:
+    """The bot built from `settings` and served, with a fresh fake Slack, until the block ends."""
     slack = SlackStandIn()
     async with serving(slack.app) as slack_url:
         slack.base_url = slack_url

@@ -438,9 +438,9 @@ def _restore_text(request: OperationRequest, now: datetime) -> str:
             )
         case Status.DENIED:
             denier = user(str(request.result.get("denied_by", "")))
-            return f":no_entry: {denier} denied the restore of {on} from {source}. Nothing was restored."
+            return f":no_entry: {denier} denied the restore of {on} from {source}. No change."
         case Status.CANCELLED:
-            return f":leftwards_arrow_with_hook: {who} cancelled the restore of {on}. Nothing was restored."
+            return f":leftwards_arrow_with_hook: {who} cancelled the restore of {on}. No change."
         case Status.EXPIRED:
             return (
                 f":hourglass: The restore of {on} from {source} expired without enough approvals. "
@@ -507,7 +507,8 @@ def _restore_message(request: OperationRequest, now: datetime) -> Message:
         so_far = f" Approved so far by {_people(have)}." if count else ""
         blocks.append(
             section(
-                f"Needs *{needed} more {noun}* from someone other than {user(request.requester_id)}.{so_far}"
+                f"Needs *{needed} more {noun}* from someone other than "
+                f"{user(request.requester_id)}.{so_far}"
             )
         )
         blocks.append(_restore_buttons(request))

@@ -31,9 +31,9 @@ class SlackDirectory:
             if cached is not None:
                 return cached[1]
             detail = error.response.get("error") if isinstance(error, SlackApiError) else ""
+            why = f" ({detail})" if detail else ""
             raise NotAllowed(
-                f"Could not check who is in the approver group right now{f' ({detail})' if detail else ''}; "
-                "try again in a moment."
+                f"Could not check who is in the approver group right now{why}; try again soon."
             ) from None
         users = frozenset(str(u) for u in answer.get("users") or [])
         self._cache[group_id] = (time.monotonic(), users)

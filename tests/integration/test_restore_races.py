@@ -16,7 +16,7 @@ from bot.serving import serving
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
-from tests.conftest import ALICE, BOB, CHANNEL, VPS_TOKEN, Stack, _stack
+from tests.conftest import ALICE, BOB, CHANNEL, VPS_TOKEN, Stack, running_stack
 
 CAROL = "U0000CARL"
 RUNS = 200
@@ -32,27 +32,14 @@ async def two_instances(database_url: str) -> AsyncIterator[tuple[Stack, Stack]]
             5000 + i, f"snap-{i}", snapshot_id=70000 + i, created_at="2025-01-01T00:00:00Z"
         )
     async with AsyncExitStack() as stack, serving(sim.app) as vps_url:
-        first = await stack.enter_async_context(
-            _as_cm(_stack(sim, f"{vps_url}/api/v1", database_url, vpsbot_poll_interval=5))
-        )
-        second = await stack.enter_async_context(
-            _as_cm(_stack(sim, f"{vps_url}/api/v1", database_url, vpsbot_poll_interval=5))
-        )
+        url = f"{vps_url}/api/v1"
+        first, second = [
+            await stack.enter_async_context(
+                running_stack(sim, url, database_url, vpsbot_poll_interval=5)
+            )
+            for _ in range(2)
+        ]
         yield first, second
-
-
-class _as_cm:
-    """Use an async generator fixture helper as an async context manager."""
-
-    def __init__(self, gen: AsyncIterator[Stack]) -> None:
-        self.gen = gen
-
-    async def __aenter__(self) -> Stack:
-        return await self.gen.__anext__()
-
-    async def __aexit__(self, *exc: object) -> None:
-        with pytest.raises(StopAsyncIteration):
-            await self.gen.__anext__()
 
 
 async def test_two_approvers_at_the_same_instant_restore_once(

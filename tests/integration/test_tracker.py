@@ -140,8 +140,9 @@ async def test_two_trackers_on_one_database_notify_each_completion_once(
         ids = await seed_in_flight(first, env.sim, servers=10, per_kind=3)
         await asyncio.sleep(0.3)
         env.sim.finish_all()
-        deadline = asyncio.get_running_loop().time() + 20
-        while len(env.slack.api_calls("chat.update")) < len(ids):
+        deadline = asyncio.get_running_loop().time() + 30
+        # each completion: an update, a thread reply and a DM
+        while len(env.slack.api_calls("chat.postMessage")) < 2 * len(ids):
             assert asyncio.get_running_loop().time() < deadline, "completions not reported"
             await asyncio.sleep(0.05)
         await asyncio.sleep(1.0)  # time enough for any duplicate to show

@@ -13,7 +13,7 @@ from bot.domain.model import Status
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault, Simulator
-from tests.conftest import ALICE, BOB, CHANNEL, Stack, _stack
+from tests.conftest import ALICE, BOB, Stack, running_stack
 
 CAROL = "U0000CARL"
 DAVE = "U0000DAVE"
@@ -24,8 +24,9 @@ def text_of(call: object) -> str:
     return json.dumps(data.get("blocks", []), ensure_ascii=False) + str(data.get("text", ""))
 
 
-def restore_calls(stack: Stack) -> list[object]:
-    return [c for c in stack.sim.calls_to("POST") if c.path.endswith("/restore/")]
+def restore_calls(where: Stack | Simulator) -> list[object]:
+    sim = where.sim if isinstance(where, Stack) else where
+    return [c for c in sim.calls_to("POST") if c.path.endswith("/restore/")]
 
 
 async def ask_restore(
@@ -114,7 +115,7 @@ async def test_deny_ends_it_and_nothing_is_called(stack: Stack) -> None:
     assert f"<@{BOB}> denied the restore" in text_of(update)
     assert await stack.until(stack.dms, what="the requester's DM")
     # a click on the stale message after the decision
-    ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=CAROL)
+    _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=CAROL)
     assert "already denied" in text_of(await stack.reply(key))
     assert restore_calls(stack) == []
 
@@ -129,11 +130,11 @@ async def test_the_requesters_own_deny_counts_as_cancel(stack: Stack) -> None:
 
 async def test_only_the_requester_may_cancel(stack: Stack) -> None:
     request_id, _ = await ask_restore(stack)
-    ack, key = await stack.click(ids.RESTORE_CANCEL, request_id, user=BOB)
+    _, key = await stack.click(ids.RESTORE_CANCEL, request_id, user=BOB)
     assert f"Only <@{ALICE}>, who asked" in text_of(await stack.reply(key))
     await stack.click(ids.RESTORE_CANCEL, request_id, user=ALICE)
     await stack.until(lambda: stack.slack.api_calls("chat.update"), what="update")
-    ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
+    _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
     assert "already cancelled" in text_of(await stack.reply(key))
     assert restore_calls(stack) == []
 
@@ -142,7 +143,7 @@ async def test_an_approval_after_the_expiry_is_refused_at_the_click(stack: Stack
     request_id, _ = await ask_restore(stack)
     later = datetime.now(UTC) + timedelta(minutes=31)
     with freeze_time(later, real_asyncio=True, tick=True):
-        ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
+        _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
         refusal = text_of(await stack.reply(key))
     assert "expired" in refusal
     assert restore_calls(stack) == []
@@ -200,7 +201,7 @@ async def test_a_refused_call_that_did_not_happen_needs_attention(stack: Stack) 
 async def strict_stack(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> AsyncIterator[Stack]:
-    async for built in _stack(
+    async with running_stack(
         simulator,
         served_simulator,
         sqlite_url,
@@ -208,7 +209,7 @@ async def strict_stack(
         vpsbot_approvers="U0000CARL,S0000OPS,U0000TEST",
         vpsbot_required_approvals=2,
         vpsbot_require_reason=True,
-    ):
+    ) as built:
         built.slack.groups["S0000OPS"] = [DAVE]
         yield built
 
@@ -217,16 +218,16 @@ async def test_only_configured_approvers_count_and_each_votes_once(strict_stack:
     stack = strict_stack
     request_id, post = await ask_restore(stack)
     assert "Needs *2 more approvals*" in text_of(post)
-    ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
+    _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
     assert "not one of the approvers" in text_of(await stack.reply(key))
-    ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=ALICE)  # listed, but asked
+    _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=ALICE)  # listed, but asked
     assert "a second person has to approve it" in text_of(await stack.reply(key))
 
     await stack.click(ids.RESTORE_APPROVE, request_id, user=CAROL)
     [update] = await stack.until(lambda: stack.slack.api_calls("chat.update"), what="vote update")
     assert "Needs *1 more approval*" in text_of(update)
     assert f"Approved so far by <@{CAROL}>" in text_of(update)
-    ack, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=CAROL)
+    _, key = await stack.click(ids.RESTORE_APPROVE, request_id, user=CAROL)
     assert "already voted" in text_of(await stack.reply(key))
     assert restore_calls(stack) == []
 
@@ -261,9 +262,9 @@ async def test_a_reason_is_required_when_configured(strict_stack: Stack) -> None
 async def test_the_sweeper_expires_a_forgotten_request(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> None:
-    async for stack in _stack(
+    async with running_stack(
         simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.1, vpsbot_approval_ttl=0.01
-    ):
+    ) as stack:
         request_id, _ = await ask_restore(stack)
         [update] = await stack.until(lambda: stack.slack.api_calls("chat.update"), what="expiry")
         assert "expired without enough approvals" in text_of(update)
@@ -274,10 +275,13 @@ async def test_the_sweeper_expires_a_forgotten_request(
 async def test_a_pending_request_survives_a_restart(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> None:
-    async for first in _stack(simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2):
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
+    ) as first:
         request_id, _ = await ask_restore(first)
-    async for second in _stack(simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2):
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
+    ) as second:
         await second.click(ids.RESTORE_APPROVE, request_id, user=BOB)
-        await second.until(lambda: restore_calls(second), what="the restore call")
-        assert len(restore_calls(second)) == 1
-        assert CHANNEL
+        await second.until(lambda: restore_calls(simulator), what="the restore call")
+        assert len(restore_calls(simulator)) == 1

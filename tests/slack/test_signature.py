@@ -8,7 +8,7 @@ from freezegun import freeze_time
 
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
-from tests.conftest import Stack, _stack, fixture
+from tests.conftest import Stack, fixture, running_stack
 
 EXAMPLE = fixture("signing-example.json")
 SIGNED_AT = datetime.fromtimestamp(int(EXAMPLE["timestamp"]), UTC)
@@ -19,12 +19,12 @@ async def example_stack(
     simulator: Simulator, served_simulator: str, sqlite_url: str
 ) -> AsyncIterator[Stack]:
     """The bot configured with the signing secret from Slack's documentation example."""
-    async for built in _stack(
+    async with running_stack(
         simulator,
         served_simulator,
         sqlite_url,
         slack_signing_secret=EXAMPLE["signing_secret"],
-    ):
+    ) as built:
         yield built
 
 
