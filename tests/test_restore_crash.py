@@ -1,0 +1,146 @@
+"""Crashes around the restore call: kill the bot after the `executing` commit and before the call,
+or after the call and before its answer is recorded. On restart it never calls again, and the
+request ends `running` (the restore did start) or `needs_attention` (a person must look)."""
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, urlencode
+
+import httpx
+import pytest
+
+from bot.serving import serving
+from bot.slack import ids
+from bot.slack.signing import signed_headers
+from bot.vpsorg.simulator import Fault, Simulator
+from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, SIGNING_SECRET, VPS_TOKEN, fixture
+from tests.fakes.slack import SlackStandIn
+from tests.test_restart import _free_port, _start, _until
+
+
+@dataclass
+class Deployment:
+    sim: Simulator
+    slack: SlackStandIn
+    env: dict[str, str]
+    port: int
+    process: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.process = await _start(self.env, self.port)
+
+    async def kill(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        await self.process.wait()
+
+    async def stop(self) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+            await self.process.wait()
+
+    async def post(self, body: str) -> None:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}") as http:
+            answer = await http.post(
+                "/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
+            )
+        assert answer.status_code == 200
+
+    async def ask_restore(self) -> str:
+        fields = fixture("slash-command.json") | {
+            "text": "restore 801 crash test",
+            "user_id": ALICE,
+            "channel_id": CHANNEL,
+            "response_url": self.slack.response_url("ask"),
+        }
+        await self.post(urlencode(fields))
+        await _until(lambda: self.slack.api_calls("chat.postMessage"))
+        blocks = self.slack.api_calls("chat.postMessage")[0].data["blocks"]
+        return next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"]
+
+    async def approve(self, request_id: str) -> None:
+        payload = fixture("block-actions.json")
+        payload["user"]["id"] = BOB
+        payload["response_url"] = self.slack.response_url("approve")
+        payload["actions"][0].update(action_id=ids.RESTORE_APPROVE, value=request_id)
+        await self.post("payload=" + quote(json.dumps(payload)))
+
+    def restore_calls(self) -> int:
+        return len(self.sim.calls_to("POST", "/snapshots/801/restore/"))
+
+    def said(self, words: str) -> bool:
+        return any(
+            words in json.dumps(c.data.get("blocks", []))
+            for c in self.slack.calls
+            if c.method in ("chat.update", "chat.postMessage")
+        )
+
+
+@asynccontextmanager
+async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
+    sim = Simulator(token=VPS_TOKEN, restore_delay=3600)
+    slack = SlackStandIn()
+    async with serving(sim.app) as vps_url, serving(slack.app) as slack_url:
+        slack.base_url = slack_url
+        port = _free_port()
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS", "DATABASE"))
+        }
+        env |= {
+            "PORT": str(port),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'crash.db'}",
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+            "SLACK_API_URL": f"{slack_url}/api/",
+            "VPS_API_TOKEN": VPS_TOKEN,
+            "VPS_API_URL": f"{vps_url}/api/v1",
+            "VPSBOT_POLL_INTERVAL": "0.2",
+        }
+        bot = Deployment(sim, slack, env, port)
+        try:
+            yield bot
+        finally:
+            await bot.stop()
+
+
+@pytest.mark.parametrize("moment", ["before_the_call", "after_the_call"])
+async def test_a_crash_around_the_restore_call_never_calls_twice(
+    tmp_path: Path, moment: str
+) -> None:
+    async with deployment(tmp_path) as bot:
+        await bot.start()
+        request_id = await bot.ask_restore()
+        if moment == "before_the_call":
+            # the last check before the call hangs: the request is `executing`, nothing sent
+            bot.sim.inject(Fault("GET", "/servers/12345/", kind="hang", delay=6))
+            await bot.approve(request_id)
+            await _until(lambda: bot.sim.calls_to("GET", "/servers/12345/")[1:])
+        else:
+            # the call reaches VPS.org, which starts the restore, but the answer never arrives
+            bot.sim.inject(
+                Fault("POST", "/snapshots/801/restore/", kind="lost_reply", delay=2, status=504)
+            )
+            await bot.approve(request_id)
+            await _until(lambda: bot.restore_calls() == 1)
+        await bot.kill()
+        await asyncio.sleep(2.5)  # the simulator finishes what it was doing
+        await bot.start()
+        if moment == "before_the_call":
+            await _until(lambda: bot.said("needs attention"))
+            assert bot.said("did not send the restore again")
+            assert bot.restore_calls() == 0
+            assert bot.sim.servers[12345].status == "running"
+        else:
+            assert bot.sim.servers[12345].status == "restoring"
+            await _until(lambda: bot.said("*Restoring*"))
+            bot.sim.finish_all()
+            await _until(lambda: bot.said("was *restored*"))
+            assert bot.restore_calls() == 1
+        await asyncio.sleep(1.0)
+        assert bot.restore_calls() == (0 if moment == "before_the_call" else 1)
