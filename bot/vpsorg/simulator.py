@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -101,6 +102,7 @@ class SimCall:
     query: dict[str, str]
     body: Any
     authorization: str | None
+    at: float = field(default_factory=time.monotonic)
 
 
 class Simulator:
