@@ -21,7 +21,7 @@ from bot.slack.notifier import SlackNotifier
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.tracker import Worker
-from bot.vpsorg.client import VpsClient
+from bot.vpsorg.client import VpsClient, httpx_timeout
 from bot.web import web_app
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,11 @@ def build(
     database = database or Database(settings.async_database_url)
     owns_vps = vps is None
     if vps is None:
-        vps = VpsClient(settings.vps_api_url, _secret(settings.vps_api_token))
+        vps = VpsClient(
+            settings.vps_api_url,
+            _secret(settings.vps_api_token),
+            timeout=httpx_timeout(settings.vpsbot_api_timeout),
+        )
 
     def unit_of_work() -> UnitOfWork:
         return SqlUnitOfWork(database.sessions)
@@ -82,6 +86,8 @@ def build(
         required_approvals=settings.vpsbot_required_approvals,
         approvers=settings.vpsbot_approvers,
         require_reason=settings.vpsbot_require_reason,
+        channels=settings.vpsbot_channels,
+        operators=settings.vpsbot_operators,
     )
     services = Services(
         vps=vps,

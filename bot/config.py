@@ -29,6 +29,7 @@ class Settings(BaseSettings):
 
     vps_api_token: SecretStr | None = None
     vps_api_url: str = DEFAULT_VPS_API_URL
+    vpsbot_api_timeout: float = Field(default=10.0, gt=0, le=60)  # seconds per VPS.org call
 
     database_url: str = "sqlite:///vpsbot.db"
     port: int = Field(default=3000, ge=1, le=65535)

@@ -61,18 +61,9 @@ def quorum_reached(request: OperationRequest, votes: Collection[Vote]) -> bool:
     return len(approvals(votes)) >= max(request.required_approvals, 1)
 
 
-def is_eligible(
-    voter_id: str,
-    requester_id: str,
-    approver_users: Collection[str],
-    approver_group_members: Collection[str],
-    *,
-    anyone: bool,
-) -> bool:
-    """With no approvers configured, anyone but the requester; else the listed users and the
-    members of the listed user groups."""
+def is_eligible(voter_id: str, requester_id: str, listed: bool, *, anyone: bool) -> bool:
+    """With no approvers configured, anyone but the requester; else the people listed (users,
+    or members of listed user groups), but never the requester."""
     if voter_id == requester_id:
         return False
-    if anyone:
-        return True
-    return voter_id in approver_users or voter_id in approver_group_members
+    return anyone or listed

@@ -23,6 +23,8 @@ class Policy:
     required_approvals: int = 1
     approvers: tuple[str, ...] = ()  # user IDs (U…, W…) and user-group IDs (S…); empty: anyone
     require_reason: bool = False
+    channels: tuple[str, ...] = ()  # where commands are accepted; empty: everywhere
+    operators: tuple[str, ...] = ()  # who may create and delete; empty: everyone
     restore_for: timedelta = timedelta(hours=6)  # after this, a restore's outcome is "unknown"
 
     def next_tick(self, after: datetime) -> datetime:

@@ -101,7 +101,8 @@ def audit_api_call(
     )
 
 
-async def _check_limit(vps: VpsApi, kind: Kind, server: Server) -> None:
+async def _check_limit(vps: VpsApi, kind: Kind, server: Server) -> set[int]:
+    """Refuse at the limit; return the ids that exist now (to recognise a new one later)."""
     if kind is Kind.SNAPSHOT:
         existing: tuple[Snapshot | Backup, ...] = (await vps.list_snapshots(server.id)).items
         limit, noun = MAX_SNAPSHOTS_PER_SERVER, "snapshots"
@@ -116,6 +117,7 @@ async def _check_limit(vps: VpsApi, kind: Kind, server: Server) -> None:
             f"{server.name} ({server.id}) already has {len(existing)} {noun}; VPS.org allows at "
             f"most {limit} per server. Delete one first. Existing: {names}."
         )
+    return {item.id for item in existing}
 
 
 async def create(
@@ -125,7 +127,7 @@ async def create(
     vps = services.vps
     kind = Kind.SNAPSHOT if isinstance(intent, CreateSnapshot) else Kind.BACKUP
     server = await existing_server(vps, intent.server_id)
-    await _check_limit(vps, kind, server)
+    known = await _check_limit(vps, kind, server)
     name = intent.name if isinstance(intent, CreateSnapshot) else ""
     now = services.clock()
     async with services.uow() as uow:
@@ -158,31 +160,81 @@ async def create(
         async with holding_lease(services, request.id):
             started_item, message = await _post_create(vps, server.id, intent)
     except VpsApiError as error:
-        await _record_failure(services, request, error, "POST", path)
-        raise
+        if not error.outcome_unknown:
+            await _record_failure(services, request, error, "POST", path)
+            raise
+        # VPS.org may or may not have created it: read, never send it again.
+        found = await _find_created(vps, server.id, intent, known)
+        if found is None:
+            await _record_failure(services, request, error, "POST", path)
+            raise
+        started_item, message = found, ""
+        async with services.uow() as uow:
+            audit_api_call(uow, services.clock(), request, "POST", path, error.status)
+            await uow.commit()
+        await _mark_created(services, request, started_item, message, path, recovered=True)
+    else:
+        await _mark_created(services, request, started_item, message, path, recovered=False)
+    async with services.uow() as uow:
+        stored = await uow.requests.get(request.id)
+    assert stored is not None
+    return stored
 
+
+async def _mark_created(
+    services: Services,
+    request: OperationRequest,
+    item: Snapshot | Backup,
+    message: str,
+    path: str,
+    *,
+    recovered: bool,
+) -> None:
     now = services.clock()
+    result: dict[str, object] = {"api_message": message, "started_at": iso(now)}
+    if recovered:
+        result["recovered"] = "VPS.org did not confirm the create, but lists it: following it"
     async with services.uow() as uow:
         await uow.requests.transition(
             request.id,
             Status.EXECUTING,
             Status.RUNNING,
             at=now,
-            target_id=started_item.id,
+            target_id=item.id,
             next_check_at=services.policy.next_tick(now),
             expires_at=now + services.policy.follow_for,
-            result={"api_message": message, "started_at": iso(now)},
+            result=result,
             lease_owner=None,
             lease_until=None,
         )
-        audit_api_call(uow, now, request, "POST", path, 201)
+        if not recovered:
+            audit_api_call(uow, now, request, "POST", path, 201)
         uow.outbox.add("post", {"event": "started"}, at=now, request_id=request.id)
         await uow.commit()
     services.wake_outbox()
-    async with services.uow() as uow:
-        stored = await uow.requests.get(request.id)
-    assert stored is not None
-    return stored
+
+
+async def _find_created(
+    vps: VpsApi,
+    server_id: int,
+    intent: CreateSnapshot | CreateBackup,
+    known: set[int],
+) -> Snapshot | Backup | None:
+    """After a create whose answer was lost: the new object, if VPS.org lists it."""
+    try:
+        if isinstance(intent, CreateSnapshot):
+            snapshots = (await vps.list_snapshots(server_id)).items
+            fresh: list[Snapshot | Backup] = [
+                s for s in snapshots if s.id not in known and s.name == intent.name
+            ]
+        else:
+            backups = (await vps.list_backups(server_id, BackupType.MANUAL)).items
+            fresh = [
+                b for b in backups if b.id not in known and b.description == intent.description
+            ]
+    except VpsApiError:
+        return None
+    return max(fresh, key=lambda item: item.id) if fresh else None
 
 
 async def _post_create(
@@ -426,19 +478,24 @@ async def confirm_delete(
             else:
                 await services.vps.delete_backup(request.target_id)
     except VpsApiError as error:
-        status = Status.NEEDS_ATTENTION if error.outcome_unknown else Status.FAILED
         async with services.uow() as uow:
             audit_api_call(uow, services.clock(), request, "DELETE", path, error.status)
             await uow.commit()
+        status = Status.FAILED
+        result: dict[str, object] = {"error": error.detail, "api_status": error.status}
+        if error.outcome_unknown:  # read what happened; never send the DELETE again
+            status, result = await _read_back_delete(services, request, error)
         await finish(
             services,
             request,
             Status.EXECUTING,
             status,
-            {"error": error.detail, "api_status": error.status, "deleted_by": user_id},
+            result | {"deleted_by": user_id},
             notify=("update",),
             actor_id=user_id,
         )
+        if status is Status.SUCCEEDED:
+            return await _stored(services, request.id)
         raise
     async with services.uow() as uow:
         audit_api_call(uow, services.clock(), request, "DELETE", path, 204)
@@ -456,6 +513,34 @@ async def confirm_delete(
         done = await uow.requests.get(request.id)
     assert done is not None
     return done
+
+
+async def _read_back_delete(
+    services: Services, request: OperationRequest, error: VpsApiError
+) -> tuple[Status, dict[str, object]]:
+    """After a DELETE whose answer was lost: gone means deleted; listed means not deleted."""
+    assert request.target_id is not None
+    server_id = request.server.id if request.server else None
+    try:
+        await find_target(services.vps, request.kind, request.target_id, server_id)
+    except NotFound:
+        return Status.SUCCEEDED, {"recovered": "VPS.org did not confirm, but it is gone"}
+    except VpsApiError as reading:
+        return Status.NEEDS_ATTENTION, {
+            "error": f"{error.detail}; reading it back failed too ({reading.detail}). "
+            "It may or may not be deleted, and the delete was not sent again"
+        }
+    return Status.FAILED, {
+        "error": f"{error.detail}; it is still listed, so it was not deleted. "
+        "The delete was not sent again: ask again if it is still needed"
+    }
+
+
+async def _stored(services: Services, request_id: int) -> OperationRequest:
+    async with services.uow() as uow:
+        stored = await uow.requests.get(request_id)
+    assert stored is not None
+    return stored
 
 
 async def cancel(services: Services, user_id: str, request_id: int, channel_id: str) -> None:

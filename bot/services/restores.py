@@ -23,6 +23,7 @@ from bot.domain.errors import (
 from bot.domain.model import COMPLETED, Action, Kind, OperationRequest, Snapshot, Status
 from bot.domain.operations import RequestRestore
 from bot.services import Services
+from bot.services.access import is_member
 from bot.services.operations import (
     EXECUTION_LEASE,
     Actor,
@@ -97,11 +98,8 @@ async def request_restore(
 
 async def eligible(services: Services, voter_id: str, requester_id: str) -> bool:
     configured = services.policy.approvers
-    users = {a for a in configured if not a.startswith("S")}
-    members: set[str] = set()
-    for group in (a for a in configured if a.startswith("S")):
-        members |= await services.directory.members(group)
-    return rules.is_eligible(voter_id, requester_id, users, members, anyone=not configured)
+    listed = bool(configured) and await is_member(services.directory, voter_id, configured)
+    return rules.is_eligible(voter_id, requester_id, listed, anyone=not configured)
 
 
 async def _locked_restore(uow: UnitOfWork, request_id: int, channel_id: str) -> OperationRequest:

@@ -17,6 +17,7 @@ from bot.domain.operations import (
 )
 from bot.services import Services, listings, operations, restores
 from bot.services.commands import Invocation
+from bot.services.access import check_channel, check_operator
 from bot.services.operations import Actor
 from bot.slack import blocks
 from bot.slack.errors import report
@@ -25,6 +26,10 @@ from bot.slack.parsing import parse, usage
 
 async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Message | None:
     """Carry out one intent and render its reply (None: the channel hears through the outbox)."""
+    if not isinstance(intent, ShowHelp):
+        check_channel(services.policy.channels, actor.channel_id)
+    if isinstance(intent, CreateSnapshot | CreateBackup | RequestDelete):
+        await check_operator(services.directory, services.policy.operators, actor.user_id)
     match intent:
         case ShowHelp():
             return blocks.help_message(intent.kind, usage(intent.kind))

@@ -28,7 +28,12 @@ from bot.domain.model import (
 from bot.vpsorg import schemas
 from bot.vpsorg.errors import error_from_exception, error_from_response
 
-DEFAULT_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+def httpx_timeout(seconds: float) -> httpx.Timeout:
+    """Each VPS.org call gets `seconds` to answer (and at most 5 s to connect)."""
+    return httpx.Timeout(seconds, connect=min(seconds, 5.0))
+
+
+DEFAULT_TIMEOUT = httpx_timeout(10.0)
 MAX_PAGES = 50
 
 
@@ -221,4 +226,4 @@ class VpsClient:
             ) from None
 
 
-__all__ = ["VpsApiError", "VpsClient", "read_retry"]
+__all__ = ["VpsApiError", "VpsClient", "httpx_timeout", "read_retry"]
