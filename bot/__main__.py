@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 
@@ -12,13 +11,9 @@ from bot.config import ConfigError, Settings, load_settings
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
-    for noisy in ("alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    from bot.logs import configure
+
+    configure()
 
 
 def serve(settings: Settings) -> None:
@@ -28,7 +23,13 @@ def serve(settings: Settings) -> None:
 
     settings.require_for("serve")
     bot = build(settings)
-    uvicorn.run(bot.web, host="0.0.0.0", port=settings.port, log_level="info")  # noqa: S104
+    uvicorn.run(
+        bot.web,
+        host="0.0.0.0",  # noqa: S104 - a server: Slack must reach it
+        port=settings.port,
+        log_config=None,  # keep our structured lines
+        timeout_graceful_shutdown=30,
+    )
 
 
 def worker(settings: Settings) -> None:

@@ -25,6 +25,7 @@ from bot.vpsorg.client import VpsClient, httpx_timeout
 from bot.web import web_app
 
 log = logging.getLogger(__name__)
+DRAIN_SECONDS = 20.0
 
 
 @dataclass
@@ -47,6 +48,9 @@ class Bot:
             self.worker.start()
 
     async def stop(self) -> None:
+        """Let work started for people finish (up to 20 s), then hand leases back and close."""
+        if not await self.services.inflight.drain(DRAIN_SECONDS):
+            log.warning("stopping with %d requests still in flight", self.services.inflight.count)
         await self.worker.stop()
         if self._owns_vps and isinstance(self.vps, VpsClient):
             await self.vps.aclose()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import math
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from bot.services.alarms import Alarms
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, Directory, UnitOfWorkFactory, VpsApi
 
@@ -36,6 +39,39 @@ class Policy:
         return datetime.fromtimestamp(tick, UTC)
 
 
+class InFlight:
+    """Work started for a person (after Slack's ack) that shutdown must let finish."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._idle: asyncio.Event | None = None
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        self._count += 1
+        try:
+            yield
+        finally:
+            self._count -= 1
+            if self._count == 0 and self._idle is not None:
+                self._idle.set()
+
+    @property
+    def count(self) -> int:
+        return self._count
+
+    async def drain(self, seconds: float) -> bool:
+        """Wait until nothing is in flight; False if `seconds` passed first."""
+        if self._count == 0:
+            return True
+        self._idle = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._idle.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
 def _nothing() -> None:
     return None
 
@@ -59,3 +95,5 @@ class Services:
     wake_outbox: Callable[[], None] = _nothing  # set by the worker: deliver new messages now
     directory: Directory = field(default_factory=NoDirectory)
     owner: str = "vpsbot"  # this instance, for the leases it takes
+    alarms: Alarms = field(default_factory=Alarms)
+    inflight: InFlight = field(default_factory=lambda: InFlight())

@@ -67,3 +67,15 @@ class CommandLog:
                     detail=detail,
                 )
                 await uow.commit()
+
+    async def refused(self, user_id: str, channel_id: str, action: str, error: Exception) -> None:
+        """A click that was refused (not the requester, not eligible, already decided…)."""
+        async with self._uow() as uow:
+            uow.audit.record(
+                "refused",
+                at=self._clock(),
+                actor_id=user_id,
+                channel_id=channel_id,
+                detail={"action": action[:64], "error": type(error).__name__},
+            )
+            await uow.commit()

@@ -494,8 +494,8 @@ async def confirm_delete(
             notify=("update",),
             actor_id=user_id,
         )
-        if status is Status.SUCCEEDED:
-            return await _stored(services, request.id)
+        if error.outcome_unknown and status is not Status.NEEDS_ATTENTION:
+            return await _stored(services, request.id)  # read back: the channel is told
         raise
     async with services.uow() as uow:
         audit_api_call(uow, services.clock(), request, "DELETE", path, 204)

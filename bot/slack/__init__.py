@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
@@ -17,7 +18,7 @@ from starlette.responses import Response
 from bot.domain.model import Kind
 from bot.services import Services, operations, restores
 from bot.slack import ids
-from bot.slack.actions import action_listener
+from bot.slack.actions import action_listener, on_unknown_action
 from bot.slack.commands import command_listener
 from bot.slack.errors import handle_error
 
@@ -43,6 +44,7 @@ def register(app: AsyncApp, services: Services) -> None:
     app.action(ids.RESTORE_APPROVE)(action_listener(restores.approve, services))
     app.action(ids.RESTORE_DENY)(action_listener(restores.deny, services))
     app.action(ids.RESTORE_CANCEL)(action_listener(restores.cancel, services))
+    app.action(re.compile(".*"))(on_unknown_action)  # last: anything not matched above
     app.error(handle_error)
 
 

@@ -560,3 +560,17 @@ def outcome_message(request: OperationRequest, now: datetime, *, direct: bool = 
     if direct:
         text += f" (in <#{escape(request.channel_id)}>)"
     return Message(clip(text, 300), [section(text)])
+
+
+NOTICES = {
+    "vps_unauthorized": (
+        ":closed_lock_with_key: *vpsbot cannot reach VPS.org: the API token is rejected (HTTP "
+        "401).* This is a configuration problem: an admin needs to set a valid `VPS_API_TOKEN` "
+        "and restart the bot. Until then no command that reads or changes servers can work."
+    ),
+}
+
+
+def notice_message(event: str) -> Message:
+    text = NOTICES.get(event, f"vpsbot notice: {safe(event, 100)}")
+    return Message(clip(text, 300), [section(text)])

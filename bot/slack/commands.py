@@ -15,13 +15,14 @@ from bot.domain.operations import (
     RequestRestore,
     ShowHelp,
 )
+from bot.logs import new_request_id
 from bot.services import Services, listings, operations, restores
-from bot.services.commands import Invocation
 from bot.services.access import check_channel, check_operator
+from bot.services.commands import Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
-from bot.slack.errors import report
 from bot.slack.parsing import parse, usage
+from bot.slack.replies import Reply
 
 
 async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Message | None:
@@ -51,23 +52,26 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
 
 
 def command_listener(kind: Kind, services: Services) -> Any:
-    async def on_command(ack: Any, command: dict[str, Any], respond: Any) -> None:
+    async def on_command(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
         await ack()
+        new_request_id()
         invocation = Invocation(
-            user_id=command.get("user_id", ""),
-            channel_id=command.get("channel_id", ""),
-            command=command.get("command", f"/{kind.value}"),
-            text=command.get("text", ""),
+            user_id=str(command.get("user_id", "")),
+            channel_id=str(command.get("channel_id", "")),
+            command=str(command.get("command", f"/{kind.value}")),
+            text=str(command.get("text", "")),
         )
+        reply = Reply(respond, client, invocation.channel_id, invocation.user_id)
         actor = Actor(invocation.user_id, invocation.channel_id)
-        try:
-            async with services.commands.recording(invocation):
-                message = await run(parse(kind, invocation.text), actor, services)
-        except Exception as error:  # after ack() bolt would drop it; reply here instead
-            await report(error, respond)
-            return
-        if message is not None:
-            await respond(response_type="ephemeral", **message.as_kwargs())
+        async with services.inflight.hold():
+            try:
+                async with services.commands.recording(invocation):
+                    message = await run(parse(kind, invocation.text), actor, services)
+            except Exception as error:  # after ack() bolt would drop it; reply here instead
+                await reply.fail(error, services)
+                return
+            if message is not None:
+                await reply.send(message)
 
     on_command.__name__ = f"on_{kind.value}_command"
     return on_command

@@ -67,28 +67,28 @@ def describe(error: BaseException) -> Message:
     )
 
 
-async def report(error: Exception, respond: Any) -> None:
-    """Log `error` as it deserves and tell the person who asked, ephemerally.
-
-    Listeners call this for errors raised after `ack()`: bolt's own error path loses the HTTP
-    response when a listener fails right after acking, so it cannot be relied on there.
-    """
+def log_error(error: Exception) -> None:
+    """Known errors in one line (never a secret: the messages are ours or VPS.org's `detail`);
+    anything else with its traceback."""
     if isinstance(error, Unauthorized):
         log.error("VPS.org answered 401: check the VPS_API_TOKEN setting")
     elif isinstance(error, VpsApiError):
         log.warning("VPS.org error %s on %s %s", error.status, error.method, error.path)
-    elif not isinstance(error, UsageError | NotAllowed):
+    elif isinstance(error, UsageError | NotAllowed):
+        log.info("refused: %s", type(error).__name__)
+    else:
         log.error("listener failed", exc_info=error)
-    if respond is None:
-        return
-    try:
-        await respond(
-            response_type="ephemeral", replace_original=False, **describe(error).as_kwargs()
-        )
-    except Exception:
-        log.exception("could not tell the user about an error")
 
 
 async def handle_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
-    """Bolt's @app.error handler, for anything that fails before a listener could ack."""
-    await report(error, respond)
+    """Bolt's @app.error handler, for anything that fails before a listener could ack.
+    (After `ack()` the listeners answer themselves: bolt's async runner drops the HTTP
+    response when a listener fails right after acking.)"""
+    log_error(error)
+    if respond is not None:
+        try:
+            await respond(
+                response_type="ephemeral", replace_original=False, **describe(error).as_kwargs()
+            )
+        except Exception:
+            log.warning("could not tell the person about an error")

@@ -30,9 +30,11 @@ class SlackNotifier:
     async def deliver(
         self, kind: str, payload: dict[str, Any], request: OperationRequest | None
     ) -> Delivery:
-        if request is None:
-            raise DeliveryError("the request behind this message is gone", retryable=False)
         try:
+            if kind == "notice":
+                return await self._notice(payload)
+            if request is None:
+                raise DeliveryError("the request behind this message is gone", retryable=False)
             return await self._send(kind, payload, request)
         except SlackApiError as error:
             code = str(error.response.get("error", "")) if error.response else ""
@@ -43,6 +45,12 @@ class SlackNotifier:
             raise DeliveryError(
                 f"Slack unreachable: {type(error).__name__}", retryable=True
             ) from None
+
+    async def _notice(self, payload: dict[str, Any]) -> Delivery:
+        channel = str(payload.get("channel", ""))
+        message = blocks.notice_message(str(payload.get("event", "")))
+        posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
+        return Delivery(channel, posted.get("ts"))
 
     async def _send(
         self, kind: str, payload: dict[str, Any], request: OperationRequest

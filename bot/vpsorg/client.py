@@ -28,6 +28,7 @@ from bot.domain.model import (
 from bot.vpsorg import schemas
 from bot.vpsorg.errors import error_from_exception, error_from_response
 
+
 def httpx_timeout(seconds: float) -> httpx.Timeout:
     """Each VPS.org call gets `seconds` to answer (and at most 5 s to connect)."""
     return httpx.Timeout(seconds, connect=min(seconds, 5.0))

@@ -1,0 +1,58 @@
+"""Answering the person: ephemeral through response_url, falling back to the Web API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.services import Services
+from bot.slack.blocks import Message
+from bot.slack.errors import describe, log_error
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Reply:
+    """Where the answer to one command or click goes."""
+
+    respond: Any
+    client: AsyncWebClient | None
+    channel_id: str
+    user_id: str
+
+    async def send(self, message: Message) -> None:
+        """Ephemeral to the person. A response_url that has expired or been used up (Slack
+        allows five answers in 30 minutes) falls back to chat.postEphemeral."""
+        if self.respond is not None:
+            try:
+                answer = await self.respond(
+                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
+                )
+                if getattr(answer, "status_code", 200) == 200:
+                    return
+                log.warning("response_url answered %s", getattr(answer, "status_code", "?"))
+            except Exception as error:
+                log.warning("response_url failed: %s", type(error).__name__)
+        if self.client is None or not self.channel_id or not self.user_id:
+            log.error("no way left to answer the person")
+            return
+        try:
+            await self.client.chat_postEphemeral(
+                channel=self.channel_id, user=self.user_id, **message.as_kwargs()
+            )
+        except Exception as error:
+            log.error("could not answer the person: %s", type(error).__name__)
+
+    async def fail(self, error: Exception, services: Services | None = None) -> None:
+        """Log `error` as it deserves, raise any alarm it calls for, and explain it."""
+        log_error(error)
+        if services is not None:
+            try:
+                await services.alarms.noticed(services, error, self.channel_id)
+            except Exception:
+                log.exception("could not raise the configuration alarm")
+        await self.send(describe(error))
