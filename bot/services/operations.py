@@ -518,7 +518,8 @@ async def confirm_delete(
 async def _read_back_delete(
     services: Services, request: OperationRequest, error: VpsApiError
 ) -> tuple[Status, dict[str, object]]:
-    """After a DELETE whose answer was lost: gone means deleted; listed means not deleted."""
+    """After a DELETE whose answer was lost: gone means deleted. Still listed proves nothing
+    (VPS.org may act late), so a person has to look."""
     assert request.target_id is not None
     server_id = request.server.id if request.server else None
     try:
@@ -530,9 +531,9 @@ async def _read_back_delete(
             "error": f"{error.detail}; reading it back failed too ({reading.detail}). "
             "It may or may not be deleted, and the delete was not sent again"
         }
-    return Status.FAILED, {
-        "error": f"{error.detail}; it is still listed, so it was not deleted. "
-        "The delete was not sent again: ask again if it is still needed"
+    return Status.NEEDS_ATTENTION, {
+        "error": f"{error.detail}; it is still listed right now, but VPS.org may still carry the "
+        "delete out. The delete was not sent again"
     }
 
 

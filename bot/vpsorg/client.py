@@ -38,7 +38,7 @@ DEFAULT_TIMEOUT = httpx_timeout(10.0)
 MAX_PAGES = 50
 
 
-def read_retry(*, backoff_factor: float = 0.5, max_wait: float = 3.0) -> Retry:
+def read_retry(*, backoff_factor: float = 0.25, max_wait: float = 3.0) -> Retry:
     """Retry policy for idempotent reads; never applies to POST or DELETE."""
     return Retry(
         total=2,
