@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
 
@@ -13,7 +14,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import PlainTextResponse, Response
 
 from bot.domain.model import Kind
 from bot.services import Services, operations, restores
@@ -21,6 +22,9 @@ from bot.slack import ids
 from bot.slack.actions import action_listener, on_unknown_action
 from bot.slack.commands import command_listener
 from bot.slack.errors import handle_error
+
+
+log = logging.getLogger(__name__)
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -59,10 +63,20 @@ def build_app(services: Services, *, bot_token: str, signing_secret: str, api_ur
 
 
 def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
-    """`POST /slack/events`: bolt verifies the signature before any listener runs."""
+    """`POST /slack/events`: bolt verifies the signature before any listener runs.
+
+    Slack sends slash commands and button clicks form-encoded; anything else is refused before
+    bolt sees it, and a body bolt cannot parse is a 400, never a stack trace."""
     handler = AsyncSlackRequestHandler(app)
 
     async def slack_events(request: Request) -> Response:
-        return await handler.handle(request)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind != "application/x-www-form-urlencoded":
+            return PlainTextResponse("expected a form-encoded Slack request", 415)
+        try:
+            return await handler.handle(request)
+        except Exception as error:  # a malformed payload that bolt could not parse
+            log.warning("refused an unparsable Slack request: %s", type(error).__name__)
+            return PlainTextResponse("malformed Slack request", 400)
 
     return slack_events

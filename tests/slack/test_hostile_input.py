@@ -1,0 +1,191 @@
+"""Malformed and tampered requests, authorisation and Slack's own faults: a refusal, no stack
+trace, no state change; messages still arrive."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import quote, urlencode
+
+import pytest
+
+from bot.domain.model import Status
+from bot.slack import ids
+from bot.storage.unit_of_work import SqlUnitOfWork
+from bot.vpsorg.simulator import Simulator
+from tests.conftest import ALICE, BOB, CHANNEL, Stack, fixture, running_stack
+from tests.fakes.slack import WebFault
+
+
+def text_of(call: Any) -> str:
+    return json.dumps(call.data.get("blocks", []), ensure_ascii=False) + str(
+        call.data.get("text", "")
+    )
+
+
+async def state(stack: Stack) -> tuple[list[Any], list[Any]]:
+    async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
+        return await uow.requests.in_status(*Status), list(await uow.outbox.items())
+
+
+async def test_unknown_action_ids_are_refused_without_change(stack: Stack) -> None:
+    ack, key = await stack.click("drop_all_tables", "1")
+    assert ack.status_code == 200
+    assert "not one vpsbot knows" in text_of(await stack.reply(key))
+    assert await state(stack) == ([], [])
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda p: p.pop("actions"),
+        lambda p: p.pop("user"),
+        lambda p: p["actions"][0].pop("value"),
+        lambda p: p["actions"][0].update(value="1 OR 1=1"),
+        lambda p: p["actions"][0].update(value="9" * 40),
+        lambda p: p.update(channel=None, container=None),
+    ],
+)
+async def test_tampered_button_payloads_are_refused(stack: Stack, mutate: Any) -> None:
+    ack, _ = await stack.command("delete 801")
+    await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
+    payload = fixture("block-actions.json")
+    payload["user"]["id"] = ALICE
+    payload["response_url"] = stack.slack.response_url("tampered")
+    payload["actions"][0].update(action_id=ids.DELETE_CONFIRM, value="1")
+    mutate(payload)
+    answer = await stack.action(payload)
+    assert answer.status_code in (200, 404)
+    assert "Traceback" not in answer.text
+    await asyncio.sleep(0.3)
+    assert stack.sim.calls_to("DELETE") == []
+    [request], _ = await state(stack)
+    assert request.status is Status.PENDING_CONFIRMATION
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        ('{"command": "/snapshot", "text": "list"}', "application/json"),
+        ("payload=%7Bnot-json", "application/x-www-form-urlencoded"),
+        ("\x00\x01\x02", "application/octet-stream"),
+        ("", "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_bodies_that_are_not_slack_forms_get_no_stack_trace(
+    stack: Stack, body: str, content_type: str
+) -> None:
+    answer = await stack.post_signed(body, **{"Content-Type": content_type})
+    assert answer.status_code < 500
+    assert "Traceback" not in answer.text
+    assert stack.sim.calls == []
+    assert await state(stack) == ([], [])
+
+
+async def test_an_oversized_body_is_refused_unread(stack: Stack) -> None:
+    body = urlencode({"text": "x" * (2 * 1024 * 1024)})
+    answer = await stack.post_signed(body)
+    assert answer.status_code == 413
+    assert stack.sim.calls == []
+
+
+@pytest.fixture
+async def guarded(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> AsyncIterator[Stack]:
+    async with running_stack(
+        simulator,
+        served_simulator,
+        sqlite_url,
+        vpsbot_poll_interval=0.2,
+        vpsbot_channels=CHANNEL,
+        vpsbot_operators=f"{ALICE},S0000OPS",
+    ) as built:
+        built.slack.groups["S0000OPS"] = ["U0000DAVE"]
+        yield built
+
+
+async def test_commands_are_accepted_only_in_the_configured_channels(guarded: Stack) -> None:
+    ack, key = await guarded.command("list 12345", channel="C0000ELSE")
+    assert "does not take commands in this channel" in text_of(await guarded.reply(key))
+    assert guarded.sim.calls == []
+    assert "pre-migration-snapshot" in text_of(await guarded.ask("list 12345"))
+
+
+async def test_only_operators_create_and_delete_and_refusals_are_audited(guarded: Stack) -> None:
+    reply = await guarded.ask("create 12345 not-allowed", user=BOB)
+    assert "Only operators can create or delete" in text_of(reply)
+    reply = await guarded.ask("delete 801", user=BOB)
+    assert "Only operators can create or delete" in text_of(reply)
+    assert guarded.sim.calls_to("POST") == []
+    await guarded.command("create 12345 via-group", user="U0000DAVE")
+    await guarded.until(lambda: guarded.posts(thread=False), what="the group member's create")
+    async with SqlUnitOfWork(guarded.bot.database.sessions) as uow:
+        rows = await uow.audit.events("command")
+    outcomes = [(r.actor_id, r.detail["outcome"]) for r in rows]
+    assert outcomes[:2] == [(BOB, "refused"), (BOB, "refused")]
+
+
+async def test_refused_clicks_are_audited(stack: Stack) -> None:
+    await stack.command("delete 801")
+    [post] = await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
+    value = next(b for b in post.data["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    _, key = await stack.click(ids.DELETE_CONFIRM, value, user=BOB)
+    await stack.reply(key)
+    async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
+        [row] = await uow.audit.events("refused")
+    assert (row.actor_id, row.detail) == (
+        BOB,
+        {"action": ids.DELETE_CONFIRM, "error": "NotRequester"},
+    )
+
+
+# -- Slack's own faults --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        WebFault(
+            "chat.postMessage", status=500, body={"ok": False, "error": "internal_error"}, times=3
+        ),
+        WebFault(
+            "chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"}, times=4
+        ),
+        WebFault("chat.postMessage", status=429, headers={"Retry-After": "0"}, times=6),
+    ],
+)
+async def test_slack_failing_delays_the_channel_message_but_it_arrives_once(
+    stack: Stack, fault: WebFault
+) -> None:
+    stack.slack.faults.append(fault)
+    started = time.monotonic()
+    await stack.command("create 12345 slack-trouble")
+    [post] = await stack.until(lambda: stack.posts(thread=False), wait=20, what="the post")
+    assert "slack-trouble" in text_of(post)
+    assert fault.times == 0
+    await asyncio.sleep(0.5)
+    assert len(stack.posts(thread=False)) == 1
+    assert time.monotonic() - started < 15
+
+
+async def test_an_expired_response_url_falls_back_to_an_ephemeral_message(stack: Stack) -> None:
+    fields = fixture("slash-command.json") | {
+        "text": "list 12345",
+        "response_url": f"{stack.slack.base_url}/expired/hook",  # answers 404, like a dead URL
+    }
+    ack = await stack.post_signed(urlencode(fields))
+    assert ack.status_code == 200
+    [ephemeral] = await stack.until(
+        lambda: stack.slack.api_calls("chat.postEphemeral"), what="fallback"
+    )
+    assert ephemeral.data["user"] == "U0000TEST"
+    assert ephemeral.data["channel"] == CHANNEL
+    assert "pre-migration-snapshot" in text_of(ephemeral)
+
+
+async def test_a_slash_command_with_a_quoted_payload_is_not_a_button(stack: Stack) -> None:
+    body = "payload=" + quote(json.dumps({"type": "nonsense"}))
+    answer = await stack.post_signed(body)
+    assert answer.status_code < 500
