@@ -26,17 +26,21 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _start(env: dict[str, str], port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bot",
-        "serve",
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+async def _start(
+    env: dict[str, str], port: int, output: Path | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m bot serve` with `env`, once its /healthz answers 200 (output appended to
+    `output` when given)."""
+    if output is None:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+    else:
+        with output.open("ab") as sink:  # the child keeps its own copy of the descriptor
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env, stdout=sink, stderr=sink
+            )
     async with httpx.AsyncClient() as http:
         for _ in range(400):
             try:

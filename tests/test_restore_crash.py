@@ -32,8 +32,8 @@ class Deployment:
     port: int
     process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> None:
-        self.process = await _start(self.env, self.port)
+    async def start(self, output: Path | None = None) -> None:
+        self.process = await _start(self.env, self.port, output)
 
     async def kill(self) -> None:
         assert self.process is not None
@@ -45,31 +45,39 @@ class Deployment:
             self.process.send_signal(signal.SIGTERM)
             await self.process.wait()
 
-    async def post(self, body: str) -> None:
+    async def post(self, body: str, secret: str | None = None) -> int:
+        secret = secret or self.env["SLACK_SIGNING_SECRET"]
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{self.port}") as http:
             answer = await http.post(
-                "/slack/events", content=body, headers=signed_headers(SIGNING_SECRET, body)
+                "/slack/events", content=body, headers=signed_headers(secret, body)
             )
-        assert answer.status_code == 200
+        return answer.status_code
+
+    async def command(self, text: str, command: str = "/snapshot", user: str = ALICE) -> None:
+        fields = fixture("slash-command.json") | {
+            "command": command,
+            "text": text,
+            "user_id": user,
+            "channel_id": CHANNEL,
+            "response_url": self.slack.response_url(text.replace(" ", "-")),
+        }
+        assert await self.post(urlencode(fields)) == 200
+
+    async def click(self, action_id: str, request_id: str, user: str) -> None:
+        payload = fixture("block-actions.json")
+        payload["user"]["id"] = user
+        payload["response_url"] = self.slack.response_url(f"{action_id}-{request_id}")
+        payload["actions"][0].update(action_id=action_id, value=request_id)
+        assert await self.post("payload=" + quote(json.dumps(payload))) == 200
 
     async def ask_restore(self) -> str:
-        fields = fixture("slash-command.json") | {
-            "text": "restore 801 crash test",
-            "user_id": ALICE,
-            "channel_id": CHANNEL,
-            "response_url": self.slack.response_url("ask"),
-        }
-        await self.post(urlencode(fields))
+        await self.command("restore 801 crash test")
         await _until(lambda: self.slack.api_calls("chat.postMessage"))
         blocks = self.slack.api_calls("chat.postMessage")[0].data["blocks"]
         return next(b for b in blocks if b["type"] == "actions")["elements"][0]["value"]
 
     async def approve(self, request_id: str) -> None:
-        payload = fixture("block-actions.json")
-        payload["user"]["id"] = BOB
-        payload["response_url"] = self.slack.response_url("approve")
-        payload["actions"][0].update(action_id=ids.RESTORE_APPROVE, value=request_id)
-        await self.post("payload=" + quote(json.dumps(payload)))
+        await self.click(ids.RESTORE_APPROVE, request_id, BOB)
 
     def restore_calls(self) -> int:
         return len(self.sim.calls_to("POST", "/snapshots/801/restore/"))
@@ -83,8 +91,9 @@ class Deployment:
 
 
 @asynccontextmanager
-async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
-    sim = Simulator(token=VPS_TOKEN, restore_delay=3600)
+async def deployment(tmp_path: Path, **overrides: str) -> AsyncIterator[Deployment]:
+    """A real `python -m bot serve` process, with the simulator and a fake Slack on loopback."""
+    sim = Simulator(token=overrides.get("VPS_API_TOKEN", VPS_TOKEN), restore_delay=3600)
     slack = SlackStandIn()
     async with serving(sim.app) as vps_url, serving(slack.app) as slack_url:
         slack.base_url = slack_url
@@ -102,6 +111,7 @@ async def deployment(tmp_path: Path) -> AsyncIterator[Deployment]:
             "VPS_API_URL": f"{vps_url}/api/v1",
             "VPSBOT_POLL_INTERVAL": "0.2",
         }
+        env |= overrides
         bot = Deployment(sim, slack, env, port)
         try:
             yield bot

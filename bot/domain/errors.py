@@ -136,3 +136,7 @@ class NotEligible(NotAllowed):
 
 class AlreadyVoted(NotAllowed):
     """This person has already voted on this request."""
+
+
+class Busy(DomainError):
+    """Too many requests are being handled; this one was not started."""

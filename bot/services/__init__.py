@@ -40,18 +40,36 @@ class Policy:
 
 
 class InFlight:
-    """Work started for a person (after Slack's ack) that shutdown must let finish."""
+    """Work started for people after Slack's ack: at most `active` at a time (so acks, which
+    come first, never wait behind a crowd of busy handlers), at most `backlog` admitted (beyond
+    that a command is answered "busy" at once), and drained on shutdown."""
 
-    def __init__(self) -> None:
+    def __init__(self, active: int = 16, backlog: int = 100) -> None:
         self._count = 0
         self._idle: asyncio.Event | None = None
+        self._active = active
+        self._gate: asyncio.Semaphore | None = None
+        self.backlog = backlog
+        self._tasks: set[asyncio.Task[object]] = set()
+
+    @property
+    def full(self) -> bool:
+        return self._count >= self.backlog
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._active)
         self._count += 1
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # a strong reference: bolt starts lazy listeners unreferenced
         try:
-            yield
+            async with self._gate:
+                yield
         finally:
+            if task is not None:
+                self._tasks.discard(task)
             self._count -= 1
             if self._count == 0 and self._idle is not None:
                 self._idle.set()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from bot.domain.errors import NotAllowed, UsageError, VpsApiError
+from bot.domain.errors import Busy, NotAllowed, UsageError, VpsApiError
 from bot.services.ports import Clock, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -27,6 +27,8 @@ def outcome_of(error: BaseException | None) -> str:
         return "ok"
     if isinstance(error, UsageError):
         return "usage_error"
+    if isinstance(error, Busy):
+        return "busy"
     if isinstance(error, NotAllowed):
         return "refused"
     if isinstance(error, VpsApiError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
@@ -20,9 +21,8 @@ from bot.domain.model import Kind
 from bot.services import Services, operations, restores
 from bot.slack import ids
 from bot.slack.actions import action_listener, on_unknown_action
-from bot.slack.commands import command_listener
+from bot.slack.commands import acknowledge, command_listener
 from bot.slack.errors import handle_error
-
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +40,20 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Every listener the bot has, in one screen."""
-    app.command("/snapshot")(command_listener(Kind.SNAPSHOT, services))
-    app.command("/backup")(command_listener(Kind.BACKUP, services))
-    app.action(ids.DELETE_CONFIRM)(action_listener(operations.confirm_delete, services))
-    app.action(ids.DELETE_CANCEL)(action_listener(operations.cancel, services))
-    app.action(ids.RESTORE_APPROVE)(action_listener(restores.approve, services))
-    app.action(ids.RESTORE_DENY)(action_listener(restores.deny, services))
-    app.action(ids.RESTORE_CANCEL)(action_listener(restores.cancel, services))
-    app.action(re.compile(".*"))(on_unknown_action)  # last: anything not matched above
+    """Every listener the bot has, in one screen. Each acks at once (`acknowledge`) and does
+    its work in a lazy listener, so an ack never waits behind other requests' work."""
+    listeners: list[tuple[Callable[..., Any], str | re.Pattern[str], Any]] = [
+        (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, services)),
+        (app.command, "/backup", command_listener(Kind.BACKUP, services)),
+        (app.action, ids.DELETE_CONFIRM, action_listener(operations.confirm_delete, services)),
+        (app.action, ids.DELETE_CANCEL, action_listener(operations.cancel, services)),
+        (app.action, ids.RESTORE_APPROVE, action_listener(restores.approve, services)),
+        (app.action, ids.RESTORE_DENY, action_listener(restores.deny, services)),
+        (app.action, ids.RESTORE_CANCEL, action_listener(restores.cancel, services)),
+        (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
+    ]
+    for kind, matcher, work in listeners:
+        kind(matcher)(ack=acknowledge, lazy=[work])
     app.error(handle_error)
 
 
@@ -57,6 +62,8 @@ def build_app(services: Services, *, bot_token: str, signing_secret: str, api_ur
         signing_secret=signing_secret,
         client=web_client(bot_token, api_url),
         name="vpsbot",
+        # listeners only ack; their work runs as lazy listeners (no ack polling, no lost errors)
+        process_before_response=True,
     )
     register(app, services)
     return app

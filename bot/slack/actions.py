@@ -22,8 +22,7 @@ def _channel(body: dict[str, Any]) -> str:
 
 
 def action_listener(decide: Decision, services: Services) -> Any:
-    async def on_action(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
-        await ack()
+    async def on_action(body: dict[str, Any], respond: Any, client: Any) -> None:
         new_request_id()
         user_id = str((body.get("user") or {}).get("id", ""))
         channel_id = _channel(body)
@@ -36,7 +35,7 @@ def action_listener(decide: Decision, services: Services) -> Any:
                 if request_id is None or not user_id:
                     raise UnknownRequest("That button does not name a request.")
                 await decide(services, user_id, request_id, channel_id)
-            except Exception as error:  # after ack() bolt would drop it; reply here instead
+            except Exception as error:
                 if isinstance(error, NotAllowed):
                     await services.commands.refused(user_id, channel_id, action_id, error)
                 await reply.fail(error, services)
@@ -45,9 +44,8 @@ def action_listener(decide: Decision, services: Services) -> Any:
     return on_action
 
 
-async def on_unknown_action(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+async def on_unknown_action(body: dict[str, Any], respond: Any, client: Any) -> None:
     """A button vpsbot does not know (an old message, a forged payload): refuse, change nothing."""
-    await ack()
     user_id = str((body.get("user") or {}).get("id", ""))
     reply = Reply(respond, client, _channel(body), user_id)
     await reply.fail(UnknownRequest("That button is not one vpsbot knows; nothing was done."))

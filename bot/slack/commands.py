@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.domain.errors import Busy
 from bot.domain.model import Kind
 from bot.domain.operations import (
     CreateBackup,
@@ -51,9 +52,15 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             return None
 
 
+async def acknowledge(ack: Any) -> None:
+    """Answer Slack's HTTP request at once; the work runs after, as a lazy listener."""
+    await ack()
+
+
 def command_listener(kind: Kind, services: Services) -> Any:
-    async def on_command(ack: Any, command: dict[str, Any], respond: Any, client: Any) -> None:
-        await ack()
+    """The work of a slash command, run by bolt as a lazy listener after `acknowledge`."""
+
+    async def on_command(command: dict[str, Any], respond: Any, client: Any) -> None:
         new_request_id()
         invocation = Invocation(
             user_id=str(command.get("user_id", "")),
@@ -63,11 +70,14 @@ def command_listener(kind: Kind, services: Services) -> Any:
         )
         reply = Reply(respond, client, invocation.channel_id, invocation.user_id)
         actor = Actor(invocation.user_id, invocation.channel_id)
+        admitted = not services.inflight.full  # decided at arrival, before waiting for a turn
         async with services.inflight.hold():
             try:
                 async with services.commands.recording(invocation):
+                    if not admitted:
+                        raise Busy("vpsbot is handling many requests right now.")
                     message = await run(parse(kind, invocation.text), actor, services)
-            except Exception as error:  # after ack() bolt would drop it; reply here instead
+            except Exception as error:
                 await reply.fail(error, services)
                 return
             if message is not None:

@@ -7,6 +7,7 @@ from typing import Any
 
 from bot.domain.errors import (
     BadResponse,
+    Busy,
     LimitReached,
     NotAllowed,
     NotFound,
@@ -56,6 +57,11 @@ def describe(error: BaseException) -> Message:
     """The reply a person gets for `error`."""
     if isinstance(error, UsageError):
         return error_message(f":warning: {safe(error.message, 300)}", error.usage)
+    if isinstance(error, Busy):
+        return error_message(
+            ":hourglass: vpsbot is handling many requests right now, so it did not start this "
+            "one. Nothing was changed; try again in a minute."
+        )
     if isinstance(error, NotRequester):
         return error_message(f":no_entry: Only {user(error.requester_id)}, who asked, can do this.")
     if isinstance(error, NotAllowed):
@@ -74,7 +80,7 @@ def log_error(error: Exception) -> None:
         log.error("VPS.org answered 401: check the VPS_API_TOKEN setting")
     elif isinstance(error, VpsApiError):
         log.warning("VPS.org error %s on %s %s", error.status, error.method, error.path)
-    elif isinstance(error, UsageError | NotAllowed):
+    elif isinstance(error, UsageError | NotAllowed | Busy):
         log.info("refused: %s", type(error).__name__)
     else:
         log.error("listener failed", exc_info=error)

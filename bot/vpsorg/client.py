@@ -7,6 +7,7 @@ retried: a restore or delete that is sent twice can destroy data.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Mapping
 from typing import Any, Self
@@ -36,6 +37,7 @@ def httpx_timeout(seconds: float) -> httpx.Timeout:
 
 DEFAULT_TIMEOUT = httpx_timeout(10.0)
 MAX_PAGES = 50
+MAX_CONCURRENT = 16
 
 
 def read_retry(*, backoff_factor: float = 0.25, max_wait: float = 3.0) -> Retry:
@@ -64,7 +66,14 @@ class VpsClient:
         timeout: httpx.Timeout | float = DEFAULT_TIMEOUT,
         retry: Retry | None = None,
     ) -> None:
-        inner = transport or httpx.AsyncHTTPTransport()
+        inner = transport or httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=MAX_CONCURRENT, max_keepalive_connections=MAX_CONCURRENT
+            )
+        )
+        # At most MAX_CONCURRENT calls in flight: VPS.org is spared bursts, and httpcore's pool,
+        # whose queue handling is quadratic in waiting requests, never holds a long queue.
+        self._gate = asyncio.Semaphore(MAX_CONCURRENT)
         self._base = httpx.URL(base_url.rstrip("/") + "/")
         self._http = httpx.AsyncClient(
             base_url=self._base,
@@ -172,7 +181,8 @@ class VpsClient:
     ) -> Any:
         """Send one request; return the decoded JSON (None for an empty 2xx body)."""
         try:
-            response = await self._http.request(method, path, json=payload, params=params)
+            async with self._gate:
+                response = await self._http.request(method, path, json=payload, params=params)
         except httpx.HTTPError as exc:
             raise error_from_exception(exc, method, "/" + path) from None
         if not response.is_success:

@@ -163,7 +163,7 @@ async def test_a_create_whose_answer_is_lost_but_happened_is_followed(stack: Sta
 async def test_a_delete_whose_answer_fails_is_read_back(
     stack: Stack, fault: dict[str, Any], says: str, ends: Status, deleted: bool
 ) -> None:
-    ack, _ = await stack.command("delete 798")
+    _ack, _ = await stack.command("delete 798")
     [post] = await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
     request_id = next(b for b in post.data["blocks"] if b["type"] == "actions")["elements"][0][
         "value"

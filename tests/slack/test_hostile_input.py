@@ -48,7 +48,7 @@ async def test_unknown_action_ids_are_refused_without_change(stack: Stack) -> No
     ],
 )
 async def test_tampered_button_payloads_are_refused(stack: Stack, mutate: Any) -> None:
-    ack, _ = await stack.command("delete 801")
+    _ack, _ = await stack.command("delete 801")
     await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
     payload = fixture("block-actions.json")
     payload["user"]["id"] = ALICE
@@ -107,7 +107,7 @@ async def guarded(
 
 
 async def test_commands_are_accepted_only_in_the_configured_channels(guarded: Stack) -> None:
-    ack, key = await guarded.command("list 12345", channel="C0000ELSE")
+    _ack, key = await guarded.command("list 12345", channel="C0000ELSE")
     assert "does not take commands in this channel" in text_of(await guarded.reply(key))
     assert guarded.sim.calls == []
     assert "pre-migration-snapshot" in text_of(await guarded.ask("list 12345"))

@@ -1,0 +1,226 @@
+"""Shared pieces for the load benchmarks: a served bot (or several), signed slash commands, and
+closed-loop clients that measure ack latency."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+import aiohttp
+import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from bot.config import async_database_url
+from bot.console import SlackStandIn
+from bot.slack.signing import signed_headers
+from bot.storage.database import Database
+from bot.storage.unit_of_work import SqlUnitOfWork
+from bot.vpsorg.simulator import Simulator
+
+TOKEN = "bench-token"
+SECRET = "bench-signing-secret"
+
+
+@dataclass
+class Served:
+    sim: Simulator
+    slack: SlackStandIn
+    database: Database
+    urls: list[str]
+    processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def served(database_url: str, instances: int = 1) -> AsyncIterator[Served]:
+    """The bot as `instances` real `python -m bot serve` processes (each with its own core and
+    event loop, as deployed); the simulator and the fake Slack run here, on loopback."""
+    sim = Simulator(token=TOKEN)
+    slack = SlackStandIn()
+    vps_port, slack_port = free_port(), free_port()
+    peers = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
+        [sys.executable, "-m", "bench.peers", str(vps_port), str(slack_port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    vps_url, slack.base_url = f"http://127.0.0.1:{vps_port}", f"http://127.0.0.1:{slack_port}"
+    await wait_port(vps_port)
+    await wait_port(slack_port)
+    async with AsyncExitStack() as stack:
+        stack.callback(peers.terminate)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
+        env |= {
+            "VPS_API_URL": f"{vps_url}/api/v1", "VPS_API_TOKEN": TOKEN,
+            "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
+            "SLACK_API_URL": f"{slack.base_url}/api/", "DATABASE_URL": database_url,
+            "LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        processes, urls = [], []
+        for _ in range(instances):
+            port = free_port()
+            process = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
+                [sys.executable, "-m", "bot", "serve"], env=env | {"PORT": str(port)},
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            processes.append(process)
+            urls.append(f"http://127.0.0.1:{port}")
+            await wait_healthy(urls[-1])
+        database = Database(async_database_url(database_url))
+        try:
+            yield Served(sim, slack, database, urls, processes)
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=30)
+            await database.dispose()
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(500):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+        except OSError:
+            await asyncio.sleep(0.02)
+        else:
+            writer.close()
+            return
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_healthy(url: str) -> float:
+    started = time.monotonic()
+    async with httpx.AsyncClient() as http:
+        while True:
+            try:
+                if (await http.get(f"{url}/healthz")).status_code == 200:
+                    return time.monotonic() - started
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.02)
+
+
+async def reset_postgres(url: str) -> None:
+    engine = create_async_engine(async_database_url(url))
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP SCHEMA public CASCADE"))
+        await conn.execute(text("CREATE SCHEMA public"))
+    await engine.dispose()
+
+
+def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") -> str:
+    return urlencode(
+        {
+            "team_id": "T1", "channel_id": "C1", "user_id": f"U{number % 50}",
+            "command": "/snapshot", "text": text_, "trigger_id": str(number),
+            "response_url": slack.response_url(str(number)),
+        }
+    )  # fmt: skip
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def sent(self) -> int:
+        return len(self.latencies)
+
+    def percentile(self, share: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+    def line(self, label: str) -> str:
+        fives = sum(n for code, n in self.statuses.items() if code >= 500)
+        return (
+            f"{label:<26} {self.sent:>7} {self.sent / self.seconds:>8.1f} "
+            f"{self.percentile(0.5) * 1000:>8.1f} {self.percentile(0.99) * 1000:>8.1f} "
+            f"{max(self.latencies) * 1000:>8.1f} {fives:>5}"
+        )
+
+
+HEADER = (
+    f"{'run':<26} {'sent':>7} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'5xx':>5}"
+)
+
+
+async def load(
+    urls: list[str],
+    slack: SlackStandIn,
+    concurrency: int,
+    *,
+    seconds: float | None = None,
+    total: int | None = None,
+    secret: str = SECRET,
+) -> LoadResult:
+    """`concurrency` clients, each sending a signed command as soon as the last was acked.
+    (aiohttp here: httpx's pool slows down quadratically with hundreds of requests in flight,
+    which would measure the load generator instead of the bot.)"""
+    result = LoadResult()
+    counter = iter(range(10**9))
+    deadline = time.monotonic() + (seconds or 1e9)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def client() -> None:
+            while time.monotonic() < deadline:
+                number = next(counter)
+                if total is not None and number >= total:
+                    return
+                body = command_body(slack, number)
+                url = urls[number % len(urls)]
+                started = time.monotonic()
+                async with http.post(
+                    f"{url}/slack/events", data=body, headers=signed_headers(secret, body)
+                ) as answer:
+                    await answer.read()
+                    status = answer.status
+                result.latencies.append(time.monotonic() - started)
+                result.statuses[status] = result.statuses.get(status, 0) + 1
+
+        started = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+        result.seconds = time.monotonic() - started
+    return result
+
+
+async def command_rows(database: Database) -> int:
+    async with SqlUnitOfWork(database.sessions) as uow:
+        return len(await uow.audit.events("command"))
+
+
+async def settle(database: Database, expected: int, wait: float = 600) -> int:
+    """Wait until `expected` command rows are written (commands finish after their ack)."""
+    deadline = time.monotonic() + wait
+    rows = await command_rows(database)
+    while rows < expected and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        rows = await command_rows(database)
+    return rows
+
+
+__all__ = [
+    "HEADER",
+    "LoadResult",
+    "Served",
+    "load",
+    "reset_postgres",
+    "served",
+    "settle",
+    "statistics",
+]
