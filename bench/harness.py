@@ -21,7 +21,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import async_database_url
-from bot.console import SlackStandIn
+from bot.console import SlackCall, SlackStandIn
+from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
@@ -38,6 +39,22 @@ class Served:
     database: Database
     urls: list[str]
     processes: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    replies: Replies = field(default_factory=lambda: Replies())
+
+
+class Replies:
+    """The bot's answers (response_url posts), by key, for clients that wait for them."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, asyncio.Event] = {}
+
+    def expect(self, key: str) -> asyncio.Event:
+        self._waiting[key] = asyncio.Event()
+        return self._waiting[key]
+
+    def seen(self, call: SlackCall) -> None:
+        if call.method == "response" and call.key in self._waiting:
+            self._waiting.pop(call.key).set()
 
 
 @asynccontextmanager
@@ -45,17 +62,19 @@ async def served(database_url: str, instances: int = 1) -> AsyncIterator[Served]
     """The bot as `instances` real `python -m bot serve` processes (each with its own core and
     event loop, as deployed); the simulator and the fake Slack run here, on loopback."""
     sim = Simulator(token=TOKEN)
-    slack = SlackStandIn()
-    vps_port, slack_port = free_port(), free_port()
-    peers = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-        [sys.executable, "-m", "bench.peers", str(vps_port), str(slack_port)],
+    replies = Replies()
+    slack = SlackStandIn(on_call=replies.seen)
+    slack.record = False
+    vps_port = free_port()
+    simulator = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
+        [sys.executable, "-m", "bot", "simulator", "--port", str(vps_port), "--token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    vps_url, slack.base_url = f"http://127.0.0.1:{vps_port}", f"http://127.0.0.1:{slack_port}"
+    vps_url = f"http://127.0.0.1:{vps_port}"
     await wait_port(vps_port)
-    await wait_port(slack_port)
     async with AsyncExitStack() as stack:
-        stack.callback(peers.terminate)
+        stack.callback(simulator.terminate)
+        slack.base_url = await stack.enter_async_context(serving(slack.app))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
         env |= {
             "VPS_API_URL": f"{vps_url}/api/v1", "VPS_API_TOKEN": TOKEN,
@@ -75,7 +94,7 @@ async def served(database_url: str, instances: int = 1) -> AsyncIterator[Served]
             await wait_healthy(urls[-1])
         database = Database(async_database_url(database_url))
         try:
-            yield Served(sim, slack, database, urls, processes)
+            yield Served(sim, slack, database, urls, processes, replies)
         finally:
             for process in processes:
                 process.terminate()
@@ -134,6 +153,7 @@ def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") ->
 @dataclass
 class LoadResult:
     latencies: list[float] = field(default_factory=list)
+    answers: list[float] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     seconds: float = 0.0
 
@@ -167,10 +187,12 @@ async def load(
     seconds: float | None = None,
     total: int | None = None,
     secret: str = SECRET,
+    replies: Replies | None = None,
 ) -> LoadResult:
-    """`concurrency` clients, each sending a signed command as soon as the last was acked.
-    (aiohttp here: httpx's pool slows down quadratically with hundreds of requests in flight,
-    which would measure the load generator instead of the bot.)"""
+    """`concurrency` clients, each sending a signed command as soon as the last was acked (or,
+    given `replies`, answered: a person waits for the answer before typing again).
+    aiohttp here: httpx's pool slows down quadratically with hundreds of requests in flight,
+    which would measure the load generator instead of the bot."""
     result = LoadResult()
     counter = iter(range(10**9))
     deadline = time.monotonic() + (seconds or 1e9)
@@ -184,6 +206,7 @@ async def load(
                     return
                 body = command_body(slack, number)
                 url = urls[number % len(urls)]
+                answered = replies.expect(str(number)) if replies else None
                 started = time.monotonic()
                 async with http.post(
                     f"{url}/slack/events", data=body, headers=signed_headers(secret, body)
@@ -192,6 +215,9 @@ async def load(
                     status = answer.status
                 result.latencies.append(time.monotonic() - started)
                 result.statuses[status] = result.statuses.get(status, 0) + 1
+                if answered is not None:
+                    await asyncio.wait_for(answered.wait(), timeout=60)
+                    result.answers.append(time.monotonic() - started)
 
         started = time.monotonic()
         await asyncio.gather(*(client() for _ in range(concurrency)))

@@ -1,6 +1,7 @@
-"""Load: 200 concurrent clients sending slash commands for 60 s against a served instance
+"""Load: 200 concurrent people sending slash commands for 60 s against a served instance
 (SQLite), and two instances on PostgreSQL when TEST_DATABASE_URL is set: no 5xx, every ack under
-3 s, exactly one audit row per command.
+3 s, exactly one audit row per command. Each person waits for the bot's answer before typing the
+next command (closed loop), as people do.
 
 Run: .venv/bin/python -m bench.load [seconds]
 """
@@ -26,9 +27,13 @@ async def main(seconds: float) -> None:
             if url.startswith("postgres"):
                 await reset_postgres(url)
             async with served(url, instances) as env:
-                result = await load(env.urls, env.slack, 200, seconds=seconds)
+                result = await load(env.urls, env.slack, 200, seconds=seconds, replies=env.replies)
                 rows = await settle(env.database, result.sent)
-            print(result.line(label) + f" {rows:>11}")
+            answer = sorted(result.answers)
+            print(
+                result.line(label) + f" {rows:>11}   answer p50 {answer[len(answer) // 2]:.2f} s,"
+                f" p99 {answer[int(len(answer) * 0.99)]:.2f} s"
+            )
             assert rows == result.sent, "one audit row per command"
             assert max(result.latencies) < 3, "every ack under 3 s"
 

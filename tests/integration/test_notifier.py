@@ -1,0 +1,65 @@
+"""The Slack notifier maps Slack's failures to retry-later or give-up, so the outbox keeps a
+message until Slack takes it."""
+
+import socket
+from datetime import UTC, datetime
+
+import pytest
+
+from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
+from bot.services.ports import DeliveryError
+from bot.serving import serving
+from bot.slack import web_client
+from bot.slack.notifier import SlackNotifier
+from tests.fakes.slack import SlackStandIn, WebFault
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+REQUEST = OperationRequest(
+    1, Kind.SNAPSHOT, Action.CREATE, Status.RUNNING, "U1", "C1", ServerRef(1, "web"), 5,
+    "snap", "", NOW, NOW,
+)  # fmt: skip
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_slack_unreachable_is_retried_later() -> None:
+    client = web_client("xoxb-test", f"http://127.0.0.1:{closed_port()}/api/")
+    with pytest.raises(DeliveryError) as caught:
+        await SlackNotifier(client, lambda: NOW).deliver("post", {}, REQUEST)
+    assert caught.value.retryable
+    assert "xoxb-test" not in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("fault", "retryable"),
+    [
+        (
+            WebFault("chat.postMessage", status=500, body={"ok": False, "error": "internal_error"}),
+            True,
+        ),
+        (WebFault("chat.postMessage", status=429, headers={"Retry-After": "0"}, times=9), True),
+        (
+            WebFault(
+                "chat.postMessage", status=200, body={"ok": False, "error": "channel_not_found"}
+            ),
+            False,
+        ),
+        (
+            WebFault("chat.postMessage", status=200, body={"ok": False, "error": "invalid_blocks"}),
+            False,
+        ),
+    ],
+)
+async def test_slack_errors_are_retryable_or_final(fault: WebFault, retryable: bool) -> None:
+    slack = SlackStandIn()
+    slack.faults.append(fault)
+    async with serving(slack.app) as url:
+        with pytest.raises(DeliveryError) as caught:
+            await SlackNotifier(web_client("xoxb-test", f"{url}/api/"), lambda: NOW).deliver(
+                "post", {}, REQUEST
+            )
+    assert caught.value.retryable is retryable
