@@ -71,12 +71,28 @@ DATABASES = [
 ]
 
 
+async def _worker_database(url: str, worker: str) -> str:
+    """Under pytest-xdist each worker gets a database of its own (test_gw0, test_gw1, …)."""
+    if worker in ("", "master"):
+        return url
+    base, _, name = url.rpartition("/")
+    own = f"{name}_{worker}"
+    engine = create_async_engine(async_database_url(url), isolation_level="AUTOCOMMIT")
+    async with engine.connect() as conn:
+        found = await conn.scalar(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": own})
+        if not found:
+            await conn.execute(text(f'CREATE DATABASE "{own}"'))
+    await engine.dispose()
+    return f"{base}/{own}"
+
+
 @pytest.fixture(params=DATABASES)
 async def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh, empty database: SQLite in tmp_path, and PostgreSQL when TEST_DATABASE_URL is set."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'vpsbot.db'}"
-    url = os.environ["TEST_DATABASE_URL"]
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = await _worker_database(os.environ["TEST_DATABASE_URL"], worker)
     await _reset_postgres(url)
     return url
 

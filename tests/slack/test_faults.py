@@ -25,7 +25,7 @@ def text_of(call: Any) -> str:
 
 
 FAULTS: dict[str, dict[str, Any]] = {
-    "hang": {"kind": "hang", "delay": 2.5},
+    "hang": {"kind": "hang", "delay": 1.4},
     "500": {"status": 500, "body": {"detail": "boom"}},
     "502": {"status": 502, "body": "<html>Bad Gateway</html>"},
     "503": {"status": 503, "body": {"detail": "maintenance"}},

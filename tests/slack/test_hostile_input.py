@@ -151,7 +151,7 @@ async def test_refused_clicks_are_audited(stack: Stack) -> None:
             "chat.postMessage", status=500, body={"ok": False, "error": "internal_error"}, times=3
         ),
         WebFault(
-            "chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"}, times=4
+            "chat.postMessage", status=200, body={"ok": False, "error": "fatal_error"}, times=2
         ),
         WebFault("chat.postMessage", status=429, headers={"Retry-After": "0"}, times=6),
     ],
