@@ -5,6 +5,7 @@ Run: .venv/bin/python -m bench.footprint   (prints its figures; not part of the 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
@@ -85,3 +86,25 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+async def memory_under_commands(total: int = 10_000, step: int = 2_500) -> list[tuple[int, float]]:
+    """RSS of a serve process idle, then after every `step` commands (200 people waiting for
+    their answers), up to `total`."""
+    import tempfile as _tempfile
+
+    from bench.harness import load, rss_mib, served, settle
+
+    points: list[tuple[int, float]] = []
+    with _tempfile.TemporaryDirectory() as tmp:
+        async with served(f"sqlite:///{tmp}/mem.db") as env:
+            pid = env.processes[0].pid
+            await asyncio.sleep(1)
+            points.append((0, rss_mib(pid)))
+            sent = 0
+            while sent < total:
+                result = await load(env.urls, env.slack, 200, total=step, replies=env.replies)
+                sent += result.sent
+                await settle(env.database, sent)
+                points.append((sent, rss_mib(pid)))
+    return points

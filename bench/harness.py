@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
@@ -58,7 +59,9 @@ class Replies:
 
 
 @asynccontextmanager
-async def served(database_url: str, instances: int = 1) -> AsyncIterator[Served]:
+async def served(
+    database_url: str, instances: int = 1, *, bare: bool = False
+) -> AsyncIterator[Served]:
     """The bot as `instances` real `python -m bot serve` processes (each with its own core and
     event loop, as deployed); the simulator and the fake Slack run here, on loopback."""
     sim = Simulator(token=TOKEN)
@@ -148,6 +151,13 @@ def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") ->
             "response_url": slack.response_url(str(number)),
         }
     )  # fmt: skip
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmRSS")
 
 
 @dataclass

@@ -44,7 +44,7 @@ class InFlight:
     come first, never wait behind a crowd of busy handlers), at most `backlog` admitted (beyond
     that a command is answered "busy" at once), and drained on shutdown."""
 
-    def __init__(self, active: int = 16, backlog: int = 500) -> None:
+    def __init__(self, active: int = 4, backlog: int = 500) -> None:
         self._count = 0
         self._idle: asyncio.Event | None = None
         self._active = active
