@@ -1,10 +1,11 @@
-"""Command line: `python -m bot serve | worker | demo | simulator | db upgrade`."""
+"""Command line: `python -m bot serve | socket | worker | demo | simulator | db upgrade`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
+import signal
 import sys
 
 from bot.config import ConfigError, Settings, load_settings
@@ -32,6 +33,27 @@ def serve(settings: Settings) -> None:
     )
 
 
+async def _stop_signal() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT, so that the caller can stop in good order."""
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stopping.set)
+    return stopping
+
+
+def socket_mode(settings: Settings) -> None:
+    """Socket Mode (behind a firewall): the bot opens a WebSocket to Slack; nothing calls in."""
+    from bot.bootstrap import run_socket_mode
+
+    settings.require_for("socket")
+
+    async def run() -> None:
+        await run_socket_mode(settings, await _stop_signal())
+
+    asyncio.run(run())
+
+
 def worker(settings: Settings) -> None:
     """The tracker and the outbox sender alone, for a team that runs them as their own process."""
     from bot.bootstrap import build
@@ -39,10 +61,11 @@ def worker(settings: Settings) -> None:
     settings.require_for("worker")
 
     async def run() -> None:
+        stopping = await _stop_signal()
         bot = build(settings)
         await bot.start()
         try:
-            await asyncio.Event().wait()
+            await stopping.wait()
         finally:
             await bot.stop()
 
@@ -81,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("serve", help="serve Slack over HTTP on $PORT")
+    commands.add_parser("socket", help="connect to Slack over Socket Mode (SLACK_APP_TOKEN)")
     commands.add_parser("worker", help="only follow operations and deliver messages")
     commands.add_parser("demo", help="the whole bot in this terminal (simulator + SQLite)")
     sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
@@ -98,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings()
         if args.command == "serve":
             serve(settings)
+        elif args.command == "socket":
+            socket_mode(settings)
         elif args.command == "worker":
             worker(settings)
         elif args.command == "demo":

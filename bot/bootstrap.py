@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,9 +16,11 @@ from bot.config import Settings
 from bot.services import Policy, Services
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
+from bot.serving import serving
 from bot.slack import build_app, http_endpoint, web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
+from bot.slack.socket_mode import SocketModeLink
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.tracker import Worker
@@ -125,3 +128,25 @@ def build(
     web = web_app(http_endpoint(slack), database.ping, lifespan)
     bot = Bot(settings, database, vps, services, slack, web, worker, run_worker, owns_vps)
     return bot
+
+
+async def run_socket_mode(
+    settings: Settings,
+    stopping: asyncio.Event,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104
+) -> None:
+    """`python -m bot socket`: the app over Socket Mode, the tracker and outbox sender beside it,
+    and `GET /healthz` on `$PORT` (there is no `/slack/events`: Slack never calls in). Returns
+    when `stopping` is set, after work in progress has finished and leases are handed back."""
+    bot = build(settings)
+    link = SocketModeLink(bot.slack, _secret(settings.slack_app_token))
+    await bot.start()
+    try:
+        async with serving(web_app(None, bot.database.ping), host, settings.port):
+            await link.open()
+            await stopping.wait()
+            log.info("stopping: no new envelopes; finishing work in progress")
+    finally:
+        await link.close()
+        await bot.stop()

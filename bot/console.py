@@ -65,6 +65,8 @@ class SlackStandIn:
         self.record = True  # False: answer only (long load runs)
         self.on_call = on_call
         self.base_url = ""
+        # Socket Mode: answers `apps.connections.open` given the bearer token (tests set it)
+        self.open_connection: Callable[[str], dict[str, Any]] | None = None
         self._ts = itertools.count(1)
         self.app = Starlette(
             routes=[
@@ -106,6 +108,9 @@ class SlackStandIn:
                 fault.times -= 1
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
         self._record(SlackCall(method, data))
+        if method == "apps.connections.open" and self.open_connection is not None:
+            token = request.headers.get("authorization", "").removeprefix("Bearer ")
+            return JSONResponse(self.open_connection(token))
         return JSONResponse(self._answer(method, data))
 
     def _answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:

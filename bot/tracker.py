@@ -15,6 +15,7 @@ from bot.services.ports import Notifier
 log = logging.getLogger(__name__)
 OUTBOX_POLL = 1.0  # seconds: picks up messages queued by other instances
 TICK_SLACK = 0.01  # wake just after the tick, so operations due at it are due
+STOP_GRACE = 10.0  # seconds a cycle or a delivery in progress may take to end at shutdown
 
 
 def instance_id() -> str:
@@ -29,6 +30,7 @@ class Worker:
         self.notifier = notifier
         self.owner = owner or instance_id()
         self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.cycles = 0
 
@@ -36,18 +38,23 @@ class Worker:
         self._wake.set()
 
     def start(self) -> None:
+        self._stopping.clear()
         self._tasks = [
             asyncio.create_task(self._tracker(), name="vpsbot-tracker"),
             asyncio.create_task(self._sender(), name="vpsbot-outbox"),
         ]
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        if self._tasks:  # hand our claims back at once rather than when the leases lapse
+    async def stop(self, grace: float = STOP_GRACE) -> None:
+        """Let a cycle or a delivery in progress end (up to `grace` seconds, then cancel it),
+        then hand our claims back at once rather than when the leases lapse."""
+        self._stopping.set()
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=grace)
+            for task in stuck:
+                task.cancel()
+            for task in stuck:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             try:
                 async with self.services.uow() as uow:
                     await uow.requests.release_all(self.owner)
@@ -57,14 +64,26 @@ class Worker:
                 log.exception("could not release leases; they lapse on their own")
         self._tasks = []
 
+    async def _pause(self, seconds: float, wake: asyncio.Event | None = None) -> bool:
+        """Sleep `seconds` or until `wake` is set; False once the worker is stopping."""
+        waits = [asyncio.ensure_future(self._stopping.wait())]
+        if wake is not None:
+            waits.append(asyncio.ensure_future(wake.wait()))
+        try:
+            await asyncio.wait(waits, timeout=max(seconds, 0), return_when="FIRST_COMPLETED")
+        finally:
+            for waiting in waits:
+                waiting.cancel()
+        return not self._stopping.is_set()
+
     async def _tracker(self) -> None:
         """A cycle at every tick of the poll grid. While VPS.org fails, the operations it could
         not read are pushed back (exponential backoff per operation, in tracking)."""
         policy = self.services.policy
         while True:
             now = self.services.clock()
-            wait = (policy.next_tick(now) - now).total_seconds() + TICK_SLACK
-            await asyncio.sleep(wait)
+            if not await self._pause((policy.next_tick(now) - now).total_seconds() + TICK_SLACK):
+                return
             try:
                 await tracking.cycle(self.services, self.owner)
             except Exception:
@@ -72,12 +91,12 @@ class Worker:
             self.cycles += 1
 
     async def _sender(self) -> None:
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=OUTBOX_POLL)
+        while await self._pause(OUTBOX_POLL, self._wake):
             self._wake.clear()
             try:
-                while (await outbox.deliver_due(self.services, self.notifier, self.owner)).sent:
-                    pass
+                while not self._stopping.is_set():
+                    report = await outbox.deliver_due(self.services, self.notifier, self.owner)
+                    if not report.sent:
+                        break
             except Exception:
                 log.exception("outbox delivery failed")

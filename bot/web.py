@@ -52,20 +52,22 @@ class TooLarge(Exception):
 
 
 def web_app(
-    slack_events: Endpoint,
+    slack_events: Endpoint | None,
     database_ok: Callable[[], Awaitable[bool]],
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
 ) -> Starlette:
+    """`GET /healthz`, and `POST /slack/events` unless Slack reaches the bot by Socket Mode."""
+
     async def healthz(request: Request) -> Response:
         if await database_ok():
             return JSONResponse({"status": "ok", "database": "ok"})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
 
+    routes = [Route("/healthz", healthz, methods=["GET"])]
+    if slack_events is not None:
+        routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     return Starlette(
-        routes=[
-            Route("/slack/events", slack_events, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-        ],
+        routes=routes,
         middleware=[Middleware(BodyLimit)],
         lifespan=lifespan,
     )

@@ -1,10 +1,61 @@
-"""manifest.yml declares what the bot serves: both commands, interactivity, the scopes it uses."""
+"""manifest.yml is valid for Slack's app manifest schema and declares what the bot serves: both
+commands, interactivity, every scope the Web API methods it calls need, and a Socket Mode switch."""
 
+import copy
+import re
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import pytest
 import yaml
 
-MANIFEST = yaml.safe_load((Path(__file__).resolve().parents[1] / "manifest.yml").read_text())
+from tests.manifest_schema import MANIFEST_SCHEMA
+
+ROOT = Path(__file__).resolve().parents[1]
+MANIFEST: dict[str, Any] = yaml.safe_load((ROOT / "manifest.yml").read_text())
+
+# The bot-token scope each Web API method needs (Slack's method reference pages).
+# apps.connections.open is called with the app-level token, whose scope is connections:write.
+SCOPE_OF = {
+    "chat_postMessage": "chat:write",
+    "chat_update": "chat:write",
+    "chat_postEphemeral": "chat:write",
+    "conversations_open": "im:write",
+    "usergroups_users_list": "usergroups:read",
+    "apps_connections_open": None,
+}
+
+
+def errors(manifest: dict[str, Any]) -> list[str]:
+    validator = jsonschema.Draft7Validator(MANIFEST_SCHEMA)
+    return [f"{'/'.join(map(str, e.path))}: {e.message}" for e in validator.iter_errors(manifest)]
+
+
+def test_the_manifest_is_valid_for_slacks_schema() -> None:
+    assert errors(MANIFEST) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        (("features", "slash_commands", 0, "command"), "/snapshot-with-a-far-too-long-name"),
+        (("features", "slash_commands", 0, "command"), "/Snapshot"),
+        (("features", "slash_commands", 0, "url"), "vpsbot.example.com/slack/events"),
+        (("display_information", "name"), "v" * 36),
+        (("display_information", "long_description"), "too short"),
+        (("settings", "interactivity", "request_url"), "ftp://example.com"),
+        (("settings", "socket_mode"), True),  # a misspelt key
+    ],
+)
+def test_the_schema_refuses_what_slack_refuses(path: tuple[Any, ...], value: Any) -> None:
+    broken = copy.deepcopy(MANIFEST)
+    *parents, last = path
+    node: Any = broken
+    for key in parents:
+        node = node[key]
+    node[last] = value
+    assert errors(broken) != []
 
 
 def test_both_commands_point_at_the_events_endpoint() -> None:
@@ -12,18 +63,34 @@ def test_both_commands_point_at_the_events_endpoint() -> None:
     assert set(commands) == {"/snapshot", "/backup"}
     for command in commands.values():
         assert command["url"].endswith("/slack/events")
-        assert 0 < len(command["description"]) <= 2000
-        assert len(command["usage_hint"]) <= 1000
-        assert command["should_escape"] is False
+        assert command["should_escape"] is False  # the bot escapes user text itself
+        for verb in ("list", "create", "restore", "delete", "help"):
+            assert verb in command["usage_hint"]
 
 
-def test_interactivity_and_socket_mode_switch() -> None:
+def test_interactivity_goes_to_the_same_endpoint_and_socket_mode_is_a_switch() -> None:
     settings = MANIFEST["settings"]
     assert settings["interactivity"]["is_enabled"] is True
     assert settings["interactivity"]["request_url"].endswith("/slack/events")
     assert settings["socket_mode_enabled"] is False
+    # behind a firewall: flip the switch and drop the URLs; it is still a valid manifest
+    socket = copy.deepcopy(MANIFEST)
+    socket["settings"]["socket_mode_enabled"] = True
+    del socket["settings"]["interactivity"]["request_url"]
+    for command in socket["features"]["slash_commands"]:
+        del command["url"]
+    assert errors(socket) == []
 
 
-def test_scopes_cover_what_the_bot_calls() -> None:
+def test_scopes_cover_every_web_api_method_the_bot_calls() -> None:
+    called = {
+        match
+        for source in (ROOT / "bot").rglob("*.py")
+        for match in re.findall(r"client\.([a-z]+_[A-Za-z_]+)\(", source.read_text())
+    }
+    assert called, "found no Web API calls: the scan is broken"
+    unknown = called - set(SCOPE_OF)
+    assert unknown == set(), f"add the scope these methods need to SCOPE_OF: {unknown}"
+    needed = {SCOPE_OF[method] for method in called} - {None}
     scopes = set(MANIFEST["oauth_config"]["scopes"]["bot"])
-    assert {"commands", "chat:write", "im:write", "usergroups:read"} <= scopes
+    assert needed | {"commands"} <= scopes

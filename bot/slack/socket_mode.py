@@ -1,0 +1,45 @@
+"""Socket Mode: the same bolt app over a WebSocket that the bot opens to Slack (no public URL)."""
+
+from __future__ import annotations
+
+import logging
+
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.errors import SlackApiError
+
+from bot.config import ConfigError
+
+log = logging.getLogger(__name__)
+PING_INTERVAL = 10.0  # seconds; slack_sdk reconnects after four missed pongs
+
+
+class SocketModeLink:
+    """bolt's async Socket Mode handler (slack_sdk's aiohttp client) for one app-level token.
+
+    slack_sdk keeps the connection up on its own: it answers Slack's `disconnect` requests and
+    dropped connections by opening a new one. Opening checks the token first, so a wrong
+    `SLACK_APP_TOKEN` stops the bot with one clear line instead of retrying for ever."""
+
+    def __init__(self, app: AsyncApp, app_token: str) -> None:
+        self._app = app
+        self._token = app_token
+        self._handler: AsyncSocketModeHandler | None = None
+
+    async def open(self) -> None:
+        try:
+            answer = await self._app.client.apps_connections_open(app_token=self._token)
+        except SlackApiError as error:
+            reason = error.response.get("error", "refused") if error.response else "refused"
+            raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({reason})") from None
+        # built here: slack_sdk's client starts its message processor on the running loop
+        self._handler = AsyncSocketModeHandler(self._app, self._token, ping_interval=PING_INTERVAL)
+        self._handler.client.wss_uri = str(answer["url"])  # the ticket just issued, used once
+        await self._handler.connect_async()  # type: ignore[no-untyped-call]
+        log.info("connected to Slack over Socket Mode")
+
+    async def close(self) -> None:
+        """Stop taking envelopes; work already acked goes on (the caller drains it)."""
+        if self._handler is not None:
+            await self._handler.close_async()  # type: ignore[no-untyped-call]
+            self._handler = None

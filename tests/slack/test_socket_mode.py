@@ -1,0 +1,256 @@
+"""Socket Mode end to end: a fake Slack hands out a ws:// URL on loopback, slash commands and
+button clicks arrive as envelopes over the socket, and the bot acks them and answers them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bot.bootstrap import run_socket_mode
+from bot.config import ConfigError
+from bot.serving import serving
+from bot.slack import ids
+from bot.vpsorg.simulator import Simulator
+from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, VPS_TOKEN, fixture, make_settings
+from tests.fakes.slack import SlackCall, SlackStandIn
+from tests.fakes.socket_mode import Envelope, SocketModeServer
+from tests.test_cli import ROOT, _free_port
+
+APP_TOKEN = "xapp-1-A0000TEST-socket-mode-test-token"
+
+
+@dataclass
+class SocketStack:
+    sim: Simulator
+    slack: SlackStandIn
+    socket: SocketModeServer
+    health_url: str
+    _keys: int = 0
+
+    def _key(self, prefix: str) -> str:
+        self._keys += 1
+        return f"{prefix}{self._keys}"
+
+    async def command(self, text: str, user: str = ALICE) -> tuple[Envelope, str]:
+        key = self._key("sock-cmd")
+        payload = fixture("slash-command.json") | {
+            "text": text,
+            "user_id": user,
+            "channel_id": CHANNEL,
+            "response_url": self.slack.response_url(key),
+        }
+        return await self.socket.send("slash_commands", payload), key
+
+    async def click(self, action_id: str, value: str, user: str) -> tuple[Envelope, str]:
+        key = self._key("sock-act")
+        payload = fixture("block-actions.json")
+        payload["user"]["id"] = user
+        payload["response_url"] = self.slack.response_url(key)
+        payload["actions"][0].update(action_id=action_id, value=value)
+        return await self.socket.send("interactive", payload), key
+
+    async def reply(self, key: str, wait: float = 10.0) -> SlackCall:
+        return await until(
+            lambda: self.slack.responses(key) and self.slack.responses(key)[-1], wait
+        )
+
+
+async def until(check: Any, wait: float = 10.0) -> Any:
+    for _ in range(int(wait / 0.02)):
+        value = check()
+        if value:
+            return value
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {check}")
+
+
+@asynccontextmanager
+async def peers(
+    app_token: str = APP_TOKEN,
+) -> AsyncIterator[tuple[Simulator, SlackStandIn, SocketModeServer, str]]:
+    """The simulator, the fake Slack Web API, and its Socket Mode server, all on loopback."""
+    sim = Simulator(token=VPS_TOKEN, create_delay=0.3, restore_delay=0.3)
+    slack = SlackStandIn()
+    socket = SocketModeServer(app_token)
+    await socket.start()
+    slack.open_connection = socket.open_connection
+    try:
+        async with serving(sim.app) as vps_url, serving(slack.app) as slack_url:
+            slack.base_url = slack_url
+            yield sim, slack, socket, f"{vps_url}/api/v1"
+    finally:
+        await socket.stop()
+
+
+@pytest.fixture
+async def socket_stack(tmp_path: Path) -> AsyncIterator[SocketStack]:
+    async with peers() as (sim, slack, socket, vps_url):
+        port = _free_port()
+        settings = make_settings(
+            slack_signing_secret=None,  # Socket Mode needs no signing secret
+            slack_app_token=APP_TOKEN,
+            slack_api_url=f"{slack.base_url}/api/",
+            vps_api_url=vps_url,
+            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+            port=port,
+            vpsbot_poll_interval=0.2,
+        )
+        stopping = asyncio.Event()
+        running = asyncio.create_task(run_socket_mode(settings, stopping, host="127.0.0.1"))
+        try:
+            await until(lambda: socket.connected or running.done())
+            if running.done():
+                running.result()  # raises what stopped it
+            yield SocketStack(sim, slack, socket, f"http://127.0.0.1:{port}")
+        finally:
+            stopping.set()
+            await asyncio.wait_for(running, timeout=30)
+
+
+def text_of(call: SlackCall) -> str:
+    return json.dumps(call.data.get("blocks", []), ensure_ascii=False) + str(call.data.get("text"))
+
+
+async def test_a_slash_command_over_the_socket_is_acked_and_answered(
+    socket_stack: SocketStack,
+) -> None:
+    opened = socket_stack.slack.api_calls("apps.connections.open")
+    assert len(opened) == 1  # one ticket, used for the one connection
+    envelope, key = await socket_stack.command("list 12345")
+    ack = await socket_stack.socket.acked(envelope, wait=3.0)
+    assert ack["envelope_id"] == envelope.envelope_id
+    assert envelope.acked_at is not None
+    assert envelope.acked_at - envelope.sent_at < 3.0
+    reply = await socket_stack.reply(key)
+    assert reply.data["response_type"] == "ephemeral"
+    assert "pre-migration-snapshot" in text_of(reply)
+    [read] = socket_stack.sim.calls_to("GET")
+    assert (read.path, read.query) == ("/snapshots/", {"server_id": "12345"})
+
+
+async def test_bad_input_over_the_socket_gets_the_usage_and_reaches_no_api(
+    socket_stack: SocketStack,
+) -> None:
+    envelope, key = await socket_stack.command("restore <!channel>")
+    await socket_stack.socket.acked(envelope, wait=3.0)
+    reply = await socket_stack.reply(key)
+    assert "/snapshot restore <snapshot_id>" in text_of(reply)
+    assert "<!channel>" not in text_of(reply)
+    assert socket_stack.sim.calls == []
+
+
+async def test_a_restore_approved_by_a_click_over_the_socket_calls_the_api_once(
+    socket_stack: SocketStack,
+) -> None:
+    envelope, _ = await socket_stack.command("restore 801 over the socket")
+    await socket_stack.socket.acked(envelope, wait=3.0)
+    [post] = await until(lambda: socket_stack.slack.api_calls("chat.postMessage"))
+    actions = next(b for b in post.data["blocks"] if b["type"] == "actions")
+    request_id = actions["elements"][0]["value"]
+
+    click, key = await socket_stack.click(ids.RESTORE_APPROVE, request_id, user=ALICE)
+    assert (await socket_stack.socket.acked(click, wait=3.0))["envelope_id"] == click.envelope_id
+    assert "a second person has to approve it" in text_of(await socket_stack.reply(key))
+
+    click, _ = await socket_stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
+    await socket_stack.socket.acked(click, wait=3.0)
+    sim = socket_stack.sim
+    await until(lambda: sim.calls_to("POST", "/snapshots/801/restore/"))
+    completion = await until(
+        lambda: [
+            c
+            for c in socket_stack.slack.api_calls("chat.postMessage")
+            if c.data.get("thread_ts") and "is running again" in text_of(c)
+        ]
+    )
+    assert len(completion) == 1  # the tracker runs beside the socket
+    assert len(sim.calls_to("POST", "/snapshots/801/restore/")) == 1
+
+
+async def test_slacks_refresh_request_reconnects_and_commands_still_arrive(
+    socket_stack: SocketStack,
+) -> None:
+    socket = socket_stack.socket
+    await socket.ask_to_reconnect()
+    await until(lambda: socket.connections == 2 and socket.connected)
+    assert len(socket_stack.slack.api_calls("apps.connections.open")) == 2
+    envelope, key = await socket_stack.command("list 12345")
+    await socket.acked(envelope, wait=3.0)
+    assert "pre-migration-snapshot" in text_of(await socket_stack.reply(key))
+
+
+async def test_socket_mode_serves_healthz_and_no_http_endpoint_for_slack(
+    socket_stack: SocketStack,
+) -> None:
+    async with httpx.AsyncClient(base_url=socket_stack.health_url) as http:
+        health = await http.get("/healthz")
+        events = await http.post("/slack/events", content="payload=%7B%7D")
+    assert (health.status_code, health.json()["database"]) == (200, "ok")
+    assert events.status_code == 404  # nothing unsigned can come in this way
+
+
+async def test_a_refused_app_token_stops_with_one_line_naming_the_variable(
+    tmp_path: Path,
+) -> None:
+    async with peers(app_token="xapp-the-right-one") as (_, slack, _, vps_url):
+        settings = make_settings(
+            slack_signing_secret=None,
+            slack_app_token=APP_TOKEN,
+            slack_api_url=f"{slack.base_url}/api/",
+            vps_api_url=vps_url,
+            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+            port=_free_port(),
+        )
+        with pytest.raises(ConfigError) as refused:
+            await asyncio.wait_for(
+                run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=20
+            )
+    assert str(refused.value) == "SLACK_APP_TOKEN was refused by Slack (invalid_auth)"
+    assert APP_TOKEN not in str(refused.value)
+
+
+async def test_python_m_bot_socket_answers_over_the_socket_and_stops_on_sigterm(
+    tmp_path: Path,
+) -> None:
+    async with peers() as (sim, slack, socket, vps_url):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
+        env |= {
+            "PORT": str(_free_port()),
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}",
+            "SLACK_BOT_TOKEN": BOT_TOKEN,
+            "SLACK_APP_TOKEN": APP_TOKEN,
+            "SLACK_API_URL": f"{slack.base_url}/api/",
+            "VPS_API_TOKEN": VPS_TOKEN,
+            "VPS_API_URL": vps_url,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "socket", cwd=ROOT, env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        try:
+            stack = SocketStack(sim, slack, socket, "")
+            envelope, key = await stack.command("list 12345")
+            await socket.acked(envelope, wait=3.0)
+            assert "pre-migration-snapshot" in text_of(await stack.reply(key))
+            process.send_signal(signal.SIGTERM)
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, output.decode()
+    logged = output.decode()
+    assert "connected to Slack over Socket Mode" in logged
+    for secret in (APP_TOKEN, BOT_TOKEN, VPS_TOKEN):
+        assert secret not in logged
