@@ -106,7 +106,12 @@ def test_compose_and_the_env_example_name_only_variables_the_bot_reads() -> None
     assert named - SETTINGS == {"POSTGRES_PASSWORD", "PUBLIC_PORT"}
 
 
-def test_the_readme_documents_every_variable() -> None:
+def test_the_readme_documents_every_variable_with_its_default() -> None:
     readme = (ROOT / "README.md").read_text()
-    documented = set(re.findall(r"`([A-Z][A-Z0-9_]+)`", readme))
-    assert SETTINGS - documented == set()
+    table = readme[readme.index("## Configuration") :]
+    rows = {
+        match[1]: match[2].strip()
+        for match in re.finditer(r"^\| `([A-Z][A-Z0-9_]+)` \|[^|]+\|([^|]+)\|$", table, re.M)
+    }
+    assert SETTINGS - set(rows) == set()
+    assert all(rows[name] for name in SETTINGS), rows
