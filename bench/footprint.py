@@ -1,4 +1,5 @@
-"""Footprint: time from `python -m bot serve` to the first 200 on /healthz, and idle memory.
+"""Footprint: time from `python -m bot serve` to the first 200 on /healthz, resident memory
+idle, and resident memory after every 2,500 of 10,000 commands (it must level off).
 
 Run: .venv/bin/python -m bench.footprint   (prints its figures; not part of the test run)
 """
@@ -16,6 +17,8 @@ from pathlib import Path
 
 import httpx
 
+from bench.harness import load, rss_mib, served, settle
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -23,13 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
 
 
 def measure_start(runs: int = 5) -> tuple[list[float], float]:
@@ -74,29 +70,11 @@ def measure_start(runs: int = 5) -> tuple[list[float], float]:
     return times, idle
 
 
-def main() -> None:
-    times, idle = measure_start()
-    ordered = sorted(times)
-    print(
-        f"serve -> first 200 on /healthz: median {ordered[len(ordered) // 2]:.2f} s "
-        f"(min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(times)} runs, SQLite, fresh database)"
-    )
-    print(f"resident memory of an idle serve process: {idle:.1f} MiB")
-
-
-if __name__ == "__main__":
-    main()
-
-
 async def memory_under_commands(total: int = 10_000, step: int = 2_500) -> list[tuple[int, float]]:
     """RSS of a serve process idle, then after every `step` commands (200 people waiting for
     their answers), up to `total`."""
-    import tempfile as _tempfile
-
-    from bench.harness import load, rss_mib, served, settle
-
     points: list[tuple[int, float]] = []
-    with _tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp:
         async with served(f"sqlite:///{tmp}/mem.db") as env:
             pid = env.processes[0].pid
             await asyncio.sleep(1)
@@ -108,3 +86,26 @@ async def memory_under_commands(total: int = 10_000, step: int = 2_500) -> list[
                 await settle(env.database, sent)
                 points.append((sent, rss_mib(pid)))
     return points
+
+
+def main() -> None:
+    times, idle = measure_start()
+    ordered = sorted(times)
+    print(
+        f"serve -> first 200 on /healthz: median {ordered[len(ordered) // 2]:.2f} s "
+        f"(min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(times)} runs, SQLite, fresh database)"
+    )
+    print(f"resident memory of an idle serve process: {idle:.1f} MiB")
+    points = asyncio.run(memory_under_commands())
+    print(
+        "resident memory under load (200 people, /snapshot list): "
+        + ", ".join(f"{mib:.1f} MiB after {sent:,}" for sent, mib in points)
+    )
+    growth = points[-1][1] - points[1][1]
+    print(
+        f"growth from the first {points[1][0]:,} commands to {points[-1][0]:,}: {growth:+.1f} MiB"
+    )
+
+
+if __name__ == "__main__":
+    main()
