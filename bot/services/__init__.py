@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from bot.services.alarms import Alarms
 from bot.services.commands import CommandLog
@@ -40,53 +41,47 @@ class Policy:
 
 
 class InFlight:
-    """Work started for people after Slack's ack: at most `active` at a time (so acks, which
-    come first, never wait behind a crowd of busy handlers), at most `backlog` admitted (beyond
-    that a command is answered "busy" at once), and drained on shutdown."""
+    """Work started for people after Slack's ack, each piece a task of its own: at most `active`
+    run at a time (so acks, which come first, never wait behind a crowd of busy handlers), more
+    than `backlog` waiting makes a command answer "busy" at once, and shutdown drains them."""
 
     def __init__(self, active: int = 4, backlog: int = 500) -> None:
-        self._count = 0
-        self._idle: asyncio.Event | None = None
         self._active = active
         self._gate: asyncio.Semaphore | None = None
         self.backlog = backlog
-        self._tasks: set[asyncio.Task[object]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()  # strong references until each is done
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as its own task; `drain` waits for it, even before it has begun."""
+        task = asyncio.create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     @property
     def full(self) -> bool:
-        return self._count >= self.backlog
+        """Asked from within started work: more than `backlog` other pieces are in flight."""
+        return len(self._tasks) > self.backlog
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
+        """Wait for one of the `active` turns."""
         if self._gate is None:
             self._gate = asyncio.Semaphore(self._active)
-        self._count += 1
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)  # a strong reference: bolt starts lazy listeners unreferenced
-        try:
-            async with self._gate:
-                yield
-        finally:
-            if task is not None:
-                self._tasks.discard(task)
-            self._count -= 1
-            if self._count == 0 and self._idle is not None:
-                self._idle.set()
+        async with self._gate:
+            yield
 
     @property
     def count(self) -> int:
-        return self._count
+        return len(self._tasks)
 
     async def drain(self, seconds: float) -> bool:
         """Wait until nothing is in flight; False if `seconds` passed first."""
-        if self._count == 0:
-            return True
-        self._idle = asyncio.Event()
-        try:
-            await asyncio.wait_for(self._idle.wait(), seconds)
-        except TimeoutError:
-            return False
+        deadline = asyncio.get_running_loop().time() + seconds
+        while self._tasks:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                return False
+            await asyncio.wait(set(self._tasks), timeout=left)
         return True
 
 

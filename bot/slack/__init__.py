@@ -21,7 +21,7 @@ from bot.domain.model import Kind
 from bot.services import Services, operations, restores
 from bot.slack import ids
 from bot.slack.actions import action_listener, on_unknown_action
-from bot.slack.commands import acknowledge, command_listener
+from bot.slack.commands import acknowledge_then, command_listener
 from bot.slack.errors import handle_error
 
 log = logging.getLogger(__name__)
@@ -40,8 +40,8 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
 
 
 def register(app: AsyncApp, services: Services) -> None:
-    """Every listener the bot has, in one screen. Each acks at once (`acknowledge`) and does
-    its work in a lazy listener, so an ack never waits behind other requests' work."""
+    """Every listener the bot has, in one screen. Each acks at once and starts its work as a
+    task of its own (`acknowledge_then`), so an ack never waits behind other requests' work."""
     listeners: list[tuple[Callable[..., Any], str | re.Pattern[str], Any]] = [
         (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, services)),
         (app.command, "/backup", command_listener(Kind.BACKUP, services)),
@@ -53,7 +53,7 @@ def register(app: AsyncApp, services: Services) -> None:
         (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
     ]
     for kind, matcher, work in listeners:
-        kind(matcher)(ack=acknowledge, lazy=[work])
+        kind(matcher)(acknowledge_then(work, services))
     app.error(handle_error)
 
 
@@ -62,7 +62,7 @@ def build_app(services: Services, *, bot_token: str, signing_secret: str, api_ur
         signing_secret=signing_secret,
         client=web_client(bot_token, api_url),
         name="vpsbot",
-        # listeners only ack; their work runs as lazy listeners (no ack polling, no lost errors)
+        # listeners only ack and start their work: the ack is answered as the listener returns
         process_before_response=True,
     )
     register(app, services)

@@ -154,3 +154,21 @@ async def test_unknown_paths_are_not_served(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.url) as http:
         assert (await http.get("/slack/events")).status_code == 405
         assert (await http.get("/admin")).status_code == 404
+
+
+async def test_beyond_the_backlog_a_command_is_answered_busy_at_once_and_audited(
+    stack: Stack,
+) -> None:
+    stack.bot.services.inflight.backlog = 1
+    stack.sim.inject(Fault("GET", "/snapshots/", kind="hang", delay=2.0))
+    first, first_key = await stack.command("list 12345")
+    await stack.until(lambda: stack.sim.calls_to("GET"), what="the first read")
+    started = time.monotonic()
+    second, second_key = await stack.command("list 12345")
+    assert (first.status_code, second.status_code) == (200, 200)
+    busy = await stack.reply(second_key)
+    assert time.monotonic() - started < 1.0  # not queued behind the hanging read
+    assert "did not start this one. Nothing was changed" in shown(busy)
+    assert len(stack.sim.calls_to("GET")) == 1  # the busy one reached no API
+    assert "pre-migration-snapshot" in shown(await stack.reply(first_key))
+    assert sorted(str(row["outcome"]) for row in await audit_rows(stack)) == ["busy", "ok"]
