@@ -2,9 +2,10 @@
 `/snapshot list 12345` to the served bot (the simulator on loopback), next to the same load on a
 bare bolt AsyncApp that only acks, served the same way, in the same run.
 
-Each client sends its next command as soon as the previous one is acked: this measures how fast
-Slack gets its 200, which is what Slack's 3-second rule is about. The bot's work after the ack
-(the API call, the audit row, the answer) goes on in the same process meanwhile.
+Closed loop: each client sends its next command as soon as the previous one is acked, so both
+apps run flat out; the bot's work after the ack (the API call, the audit row, the answer) shares
+its process meanwhile. Open loop: the same number of commands per second (20, 100, 400) offered
+to both, the way Slack delivers a team's commands, each ack timed on its own.
 
 Run: .venv/bin/python -m bench.ack [seconds per level]
 """
@@ -15,13 +16,24 @@ import asyncio
 import sys
 import tempfile
 
-from bench.harness import load, served, settle
+from bench.harness import LoadResult, load, load_at_rate, served, settle
 
 LEVELS = (1, 10, 50, 200)
+RATES = (20, 100, 400)  # commands per second offered to both apps (open loop)
+Row = tuple[int, float, float, float, float, float, float]
 
 
-async def measure(seconds: float) -> list[tuple[int, float, float, float, float, float, float]]:
-    rows = []
+def row(level: int, ours: LoadResult, floor: LoadResult) -> Row:
+    return (
+        level,
+        ours.percentile(0.5) * 1000, ours.percentile(0.99) * 1000, ours.sent / ours.seconds,
+        floor.percentile(0.5) * 1000, floor.percentile(0.99) * 1000, floor.sent / floor.seconds,
+    )  # fmt: skip
+
+
+async def measure(seconds: float) -> tuple[list[Row], list[Row]]:
+    closed: list[Row] = []
+    opened: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with (
             served(f"sqlite:///{tmp}/bench.db") as bot,
@@ -33,29 +45,35 @@ async def measure(seconds: float) -> list[tuple[int, float, float, float, float,
                 sent += ours.sent
                 await settle(bot.database, sent)  # let the bot finish before the next level
                 floor = await load(bare.urls, bare.slack, level, seconds=seconds)
-                rows.append(
-                    (
-                        level,
-                        ours.percentile(0.5) * 1000, ours.percentile(0.99) * 1000,
-                        ours.sent / ours.seconds,
-                        floor.percentile(0.5) * 1000, floor.percentile(0.99) * 1000,
-                        floor.sent / floor.seconds,
-                    )
-                )  # fmt: skip
-    return rows
+                closed.append(row(level, ours, floor))
+            for rate in RATES:
+                ours = await load_at_rate(bot.urls, bot.slack, rate, seconds)
+                sent += ours.sent
+                await settle(bot.database, sent)
+                floor = await load_at_rate(bare.urls, bare.slack, rate, seconds)
+                opened.append(row(rate, ours, floor))
+    return closed, opened
 
 
-def report(rows: list[tuple[int, float, float, float, float, float, float]]) -> None:
-    print("Ack latency, signed /snapshot list, vpsbot vs a bare bolt app that only acks")
+def table(rows: list[Row], first: str) -> None:
     print(
-        f"{'N':>4} {'bot p50':>9} {'bot p99':>9} {'bot req/s':>10} "
+        f"{first:>5} {'bot p50':>9} {'bot p99':>9} {'bot req/s':>10} "
         f"{'bare p50':>9} {'bare p99':>9} {'bare req/s':>11} {'p99 ratio':>10}"
     )
     for n, p50, p99, rps, bp50, bp99, brps in rows:
         print(
-            f"{n:>4} {p50:>7.1f}ms {p99:>7.1f}ms {rps:>10.0f} "
+            f"{n:>5} {p50:>7.1f}ms {p99:>7.1f}ms {rps:>10.0f} "
             f"{bp50:>7.1f}ms {bp99:>7.1f}ms {brps:>11.0f} {p99 / bp99:>9.2f}x"
         )
+
+
+def report(results: tuple[list[Row], list[Row]]) -> None:
+    closed, opened = results
+    print("Ack latency, signed /snapshot list, vpsbot vs a bare bolt app that only acks")
+    print("closed loop: N clients, each sending again as soon as it is acked (saturation)")
+    table(closed, "N")
+    print("open loop: the same commands per second offered to both apps")
+    table(opened, "cmd/s")
 
 
 if __name__ == "__main__":

@@ -235,6 +235,38 @@ async def load(
     return result
 
 
+async def load_at_rate(
+    urls: list[str], slack: SlackStandIn, rate: float, seconds: float, *, secret: str = SECRET
+) -> LoadResult:
+    """Open loop: a signed command every 1/`rate` seconds whatever the answers (as Slack sends
+    a team's commands), each ack timed on its own; the same offered load for any app."""
+    result = LoadResult()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
+
+        async def one(number: int) -> None:
+            body = command_body(slack, number)
+            url = urls[number % len(urls)]
+            started = time.monotonic()
+            async with http.post(
+                f"{url}/slack/events", data=body, headers=signed_headers(secret, body)
+            ) as answer:
+                await answer.read()
+                status = answer.status
+            result.latencies.append(time.monotonic() - started)
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+
+        begin = time.monotonic()
+        sending: list[asyncio.Task[None]] = []
+        for number in range(int(rate * seconds)):
+            delay = begin + number / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            sending.append(asyncio.create_task(one(number)))
+        await asyncio.gather(*sending)
+        result.seconds = time.monotonic() - begin
+    return result
+
+
 async def command_rows(database: Database) -> int:
     async with SqlUnitOfWork(database.sessions) as uow:
         return len(await uow.audit.events("command"))
@@ -255,6 +287,7 @@ __all__ = [
     "LoadResult",
     "Served",
     "load",
+    "load_at_rate",
     "reset_postgres",
     "served",
     "settle",

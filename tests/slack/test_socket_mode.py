@@ -233,6 +233,7 @@ async def test_python_m_bot_socket_answers_over_the_socket_and_stops_on_sigterm(
             "SLACK_API_URL": f"{slack.base_url}/api/",
             "VPS_API_TOKEN": VPS_TOKEN,
             "VPS_API_URL": vps_url,
+            "LOG_LEVEL": "DEBUG",  # the chattiest the bot and slack_sdk get
         }
         process = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "bot", "socket", cwd=ROOT, env=env,
