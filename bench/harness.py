@@ -189,6 +189,26 @@ HEADER = (
 )
 
 
+async def _send(
+    http: aiohttp.ClientSession,
+    urls: list[str],
+    slack: SlackStandIn,
+    number: int,
+    secret: str,
+    result: LoadResult,
+) -> None:
+    """POST signed command `number` to one of `urls` (in turn); record its ack time and status."""
+    body = command_body(slack, number)
+    started = time.monotonic()
+    async with http.post(
+        f"{urls[number % len(urls)]}/slack/events", data=body, headers=signed_headers(secret, body)
+    ) as answer:
+        await answer.read()
+        status = answer.status
+    result.latencies.append(time.monotonic() - started)
+    result.statuses[status] = result.statuses.get(status, 0) + 1
+
+
 async def load(
     urls: list[str],
     slack: SlackStandIn,
@@ -214,17 +234,9 @@ async def load(
                 number = next(counter)
                 if total is not None and number >= total:
                     return
-                body = command_body(slack, number)
-                url = urls[number % len(urls)]
                 answered = replies.expect(str(number)) if replies else None
                 started = time.monotonic()
-                async with http.post(
-                    f"{url}/slack/events", data=body, headers=signed_headers(secret, body)
-                ) as answer:
-                    await answer.read()
-                    status = answer.status
-                result.latencies.append(time.monotonic() - started)
-                result.statuses[status] = result.statuses.get(status, 0) + 1
+                await _send(http, urls, slack, number, secret, result)
                 if answered is not None:
                     await asyncio.wait_for(answered.wait(), timeout=60)
                     result.answers.append(time.monotonic() - started)
@@ -242,26 +254,13 @@ async def load_at_rate(
     a team's commands), each ack timed on its own; the same offered load for any app."""
     result = LoadResult()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-
-        async def one(number: int) -> None:
-            body = command_body(slack, number)
-            url = urls[number % len(urls)]
-            started = time.monotonic()
-            async with http.post(
-                f"{url}/slack/events", data=body, headers=signed_headers(secret, body)
-            ) as answer:
-                await answer.read()
-                status = answer.status
-            result.latencies.append(time.monotonic() - started)
-            result.statuses[status] = result.statuses.get(status, 0) + 1
-
         begin = time.monotonic()
         sending: list[asyncio.Task[None]] = []
         for number in range(int(rate * seconds)):
             delay = begin + number / rate - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            sending.append(asyncio.create_task(one(number)))
+            sending.append(asyncio.create_task(_send(http, urls, slack, number, secret, result)))
         await asyncio.gather(*sending)
         result.seconds = time.monotonic() - begin
     return result

@@ -159,16 +159,19 @@ async def test_unknown_paths_are_not_served(stack: Stack) -> None:
 async def test_beyond_the_backlog_a_command_is_answered_busy_at_once_and_audited(
     stack: Stack,
 ) -> None:
-    stack.bot.services.inflight.backlog = 1
-    stack.sim.inject(Fault("GET", "/snapshots/", kind="hang", delay=2.0))
-    first, first_key = await stack.command("list 12345")
-    await stack.until(lambda: stack.sim.calls_to("GET"), what="the first read")
+    inflight = stack.bot.services.inflight
+    inflight.backlog = 4  # as many as there are turns: all four are taken by hanging reads
+    stack.sim.inject(Fault("GET", "/snapshots/", kind="hang", delay=2.0, times=None))
+    keys = [(await stack.command("list 12345"))[1] for _ in range(4)]
+    await stack.until(lambda: len(stack.sim.calls_to("GET")) == 4, what="four reads")
     started = time.monotonic()
-    second, second_key = await stack.command("list 12345")
-    assert (first.status_code, second.status_code) == (200, 200)
-    busy = await stack.reply(second_key)
-    assert time.monotonic() - started < 1.0  # not queued behind the hanging read
+    ack, busy_key = await stack.command("list 12345")
+    assert ack.status_code == 200
+    busy = await stack.reply(busy_key)
+    assert time.monotonic() - started < 1.0  # not queued behind the hanging reads
     assert "did not start this one. Nothing was changed" in shown(busy)
-    assert len(stack.sim.calls_to("GET")) == 1  # the busy one reached no API
-    assert "pre-migration-snapshot" in shown(await stack.reply(first_key))
-    assert sorted(str(row["outcome"]) for row in await audit_rows(stack)) == ["busy", "ok"]
+    assert len(stack.sim.calls_to("GET")) == 4  # the busy one reached no API
+    for key in keys:
+        assert "pre-migration-snapshot" in shown(await stack.reply(key))
+    outcomes = sorted(str(row["outcome"]) for row in await audit_rows(stack))
+    assert outcomes == ["busy", "ok", "ok", "ok", "ok"]
