@@ -271,11 +271,14 @@ async def command_rows(database: Database) -> int:
         return len(await uow.audit.events("command"))
 
 
-async def settle(database: Database, expected: int, wait: float = 600) -> int:
-    """Wait until `expected` command rows are written (commands finish after their ack)."""
+async def settle(database: Database, expected: int, wait: float = 180) -> int:
+    """Wait until `expected` command rows are written (commands finish after their ack); a
+    command never recorded is a defect, so fail loudly rather than measure on."""
     deadline = time.monotonic() + wait
     rows = await command_rows(database)
-    while rows < expected and time.monotonic() < deadline:
+    while rows < expected:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"only {rows} of {expected} commands were recorded in {wait:.0f} s")
         await asyncio.sleep(0.2)
         rows = await command_rows(database)
     return rows

@@ -43,11 +43,12 @@ class Policy:
 class InFlight:
     """Work started for people after Slack's ack, each piece a task of its own: at most `active`
     run at a time (so acks, which come first, never wait behind a crowd of busy handlers), more
-    than `backlog` waiting makes a command answer "busy" at once, and shutdown drains them."""
+    than `backlog` in flight makes a command answer "busy" (without waiting for the work ahead of
+    it), and shutdown drains them."""
 
     def __init__(self, active: int = 4, backlog: int = 500) -> None:
         self._active = active
-        self._gate: asyncio.Semaphore | None = None
+        self._gates: dict[bool, asyncio.Semaphore] = {}
         self.backlog = backlog
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until each is done
 
@@ -63,11 +64,14 @@ class InFlight:
         return len(self._tasks) > self.backlog
 
     @contextlib.asynccontextmanager
-    async def hold(self) -> AsyncIterator[None]:
-        """Wait for one of the `active` turns."""
-        if self._gate is None:
-            self._gate = asyncio.Semaphore(self._active)
-        async with self._gate:
+    async def hold(self, *, quick: bool = False) -> AsyncIterator[None]:
+        """Wait for one of the `active` turns. `quick` work (a "busy" answer: one audit row and
+        a reply) has turns of its own, so it never queues behind slow work, and the database
+        never has more than twice `active` of these waiting for a connection."""
+        gate = self._gates.get(quick)
+        if gate is None:
+            gate = self._gates[quick] = asyncio.Semaphore(self._active)
+        async with gate:
             yield
 
     @property

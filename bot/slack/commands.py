@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Awaitable, Callable, Coroutine
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 from bot.domain.errors import Busy
@@ -85,11 +83,8 @@ def command_listener(kind: Kind, services: Services) -> Any:
         reply = Reply(respond, client, invocation.channel_id, invocation.user_id)
         actor = Actor(invocation.user_id, invocation.channel_id)
         admitted = not services.inflight.full  # decided at arrival, before waiting for a turn
-        # a "busy" answer takes no turn: it must not queue behind the work it was refused for
-        turn: AbstractAsyncContextManager[None] = (
-            services.inflight.hold() if admitted else contextlib.nullcontext()
-        )
-        async with turn:
+        # a "busy" answer must not queue behind the work it was refused for
+        async with services.inflight.hold(quick=not admitted):
             try:
                 async with services.commands.recording(invocation):
                     if not admitted:
