@@ -34,7 +34,7 @@ def main() -> None:
         "PostgreSQL runs: "
         + ("yes" if os.environ.get("TEST_DATABASE_URL") else "no (set TEST_DATABASE_URL)")
     )
-    run("bench.ack", "5")
+    run("bench.ack", "2")
     run("bench.tracker")
     run("bench.approval")
     run("bench.footprint")
