@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import aiohttp
 from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
@@ -32,6 +33,10 @@ class SocketModeLink:
         except SlackApiError as error:
             reason = error.response.get("error", "refused") if error.response else "refused"
             raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({reason})") from None
+        except (aiohttp.ClientError, OSError) as error:  # after slack_sdk's connection retries
+            raise ConfigError(
+                f"cannot reach Slack at SLACK_API_URL to open Socket Mode ({type(error).__name__})"
+            ) from None
         # built here: slack_sdk's client starts its message processor on the running loop
         self._handler = AsyncSocketModeHandler(self._app, self._token, ping_interval=PING_INTERVAL)
         self._handler.client.wss_uri = str(answer["url"])  # the ticket just issued, used once

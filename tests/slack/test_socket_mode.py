@@ -220,6 +220,23 @@ async def test_a_refused_app_token_stops_with_one_line_naming_the_variable(
     assert APP_TOKEN not in str(refused.value)
 
 
+async def test_slack_unreachable_at_start_stops_with_one_line_naming_the_url(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        slack_signing_secret=None,
+        slack_app_token=APP_TOKEN,
+        slack_api_url=f"http://127.0.0.1:{_free_port()}/api/",  # nothing listens there
+        database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+        port=_free_port(),
+    )
+    with pytest.raises(ConfigError) as unreachable:
+        await asyncio.wait_for(
+            run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=30
+        )
+    assert "cannot reach Slack at SLACK_API_URL" in str(unreachable.value)
+
+
 async def test_python_m_bot_socket_answers_over_the_socket_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
