@@ -17,7 +17,7 @@ from bot.services import Policy, Services
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
 from bot.serving import serving
-from bot.slack import build_app, http_endpoint, web_client
+from bot.slack import SharedSession, build_app, http_endpoint, web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.socket_mode import SocketModeLink
@@ -40,6 +40,7 @@ class Bot:
     slack: AsyncApp
     web: Starlette
     worker: Worker
+    slack_http: SharedSession
     run_worker: bool = True
     _owns_vps: bool = True
 
@@ -47,6 +48,7 @@ class Bot:
         """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL),
         then start following operations and delivering messages."""
         await self.database.upgrade()
+        await self.slack_http.open()
         if self.run_worker:
             self.worker.start()
 
@@ -55,6 +57,7 @@ class Bot:
         if not await self.services.inflight.drain(DRAIN_SECONDS):
             log.warning("stopping with %d requests still in flight", self.services.inflight.count)
         await self.worker.stop()
+        await self.slack_http.close()
         if self._owns_vps and isinstance(self.vps, VpsClient):
             await self.vps.aclose()
         await self.database.dispose()
@@ -126,7 +129,8 @@ def build(
             await bot.stop()
 
     web = web_app(http_endpoint(slack), database.ping, lifespan)
-    bot = Bot(settings, database, vps, services, slack, web, worker, run_worker, owns_vps)
+    shared = SharedSession(client, slack.client)
+    bot = Bot(settings, database, vps, services, slack, web, worker, shared, run_worker, owns_vps)
     return bot
 
 

@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -37,6 +38,28 @@ def web_client(token: str, base_url: str) -> AsyncWebClient:
             AsyncRateLimitErrorRetryHandler(max_retry_count=2),
         ],
     )
+
+
+class SharedSession:
+    """One aiohttp session for every Web API call and response_url post of the process, so
+    connections to Slack are kept and reused (slack_sdk opens a new one per call without it)."""
+
+    def __init__(self, *clients: AsyncWebClient) -> None:
+        self._clients = clients
+        self._session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        """Inside the running loop (aiohttp binds its session to it)."""
+        self._session = aiohttp.ClientSession()
+        for client in self._clients:
+            client.session = self._session
+
+    async def close(self) -> None:
+        for client in self._clients:
+            client.session = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
 
 def register(app: AsyncApp, services: Services) -> None:

@@ -22,11 +22,11 @@ def _channel(body: dict[str, Any]) -> str:
 
 
 def action_listener(decide: Decision, services: Services) -> Any:
-    async def on_action(body: dict[str, Any], respond: Any, client: Any) -> None:
+    async def on_action(body: dict[str, Any], client: Any) -> None:
         new_request_id()
         user_id = str((body.get("user") or {}).get("id", ""))
         channel_id = _channel(body)
-        reply = Reply(respond, client, channel_id, user_id)
+        reply = Reply(body.get("response_url"), client, channel_id, user_id)
         actions = body.get("actions") or [{}]
         action_id = str(actions[0].get("action_id", ""))
         async with services.inflight.hold():
@@ -44,8 +44,8 @@ def action_listener(decide: Decision, services: Services) -> Any:
     return on_action
 
 
-async def on_unknown_action(body: dict[str, Any], respond: Any, client: Any) -> None:
+async def on_unknown_action(body: dict[str, Any], client: Any) -> None:
     """A button vpsbot does not know (an old message, a forged payload): refuse, change nothing."""
     user_id = str((body.get("user") or {}).get("id", ""))
-    reply = Reply(respond, client, _channel(body), user_id)
+    reply = Reply(body.get("response_url"), client, _channel(body), user_id)
     await reply.fail(UnknownRequest("That button is not one vpsbot knows; nothing was done."))

@@ -53,17 +53,17 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             return None
 
 
-Work = Callable[[dict[str, Any], Any, Any], Coroutine[Any, Any, None]]
+Work = Callable[[dict[str, Any], Any], Coroutine[Any, Any, None]]
 
 
 def acknowledge_then(work: Work, services: Services) -> Callable[..., Awaitable[None]]:
-    """A listener that answers Slack at once and starts `work(body, respond, client)` as a task
+    """A listener that answers Slack at once and starts `work(body, client)` as a task
     of its own. (Not bolt's lazy listeners: they deep-copy the whole request before the ack is
     sent, which cost a quarter of the CPU of a loaded instance and delayed every ack.)"""
 
-    async def listener(ack: Any, body: dict[str, Any], respond: Any, client: Any) -> None:
+    async def listener(ack: Any, body: dict[str, Any], client: Any) -> None:
         await ack()
-        services.inflight.start(work(body, respond, client))
+        services.inflight.start(work(body, client))
 
     listener.__name__ = f"ack_then_{getattr(work, '__name__', 'work')}"
     return listener
@@ -72,7 +72,7 @@ def acknowledge_then(work: Work, services: Services) -> Callable[..., Awaitable[
 def command_listener(kind: Kind, services: Services) -> Any:
     """The work of a slash command, started after the ack (`acknowledge_then`)."""
 
-    async def on_command(command: dict[str, Any], respond: Any, client: Any) -> None:
+    async def on_command(command: dict[str, Any], client: Any) -> None:
         new_request_id()
         invocation = Invocation(
             user_id=str(command.get("user_id", "")),
@@ -80,7 +80,9 @@ def command_listener(kind: Kind, services: Services) -> Any:
             command=str(command.get("command", f"/{kind.value}")),
             text=str(command.get("text", "")),
         )
-        reply = Reply(respond, client, invocation.channel_id, invocation.user_id)
+        reply = Reply(
+            command.get("response_url"), client, invocation.channel_id, invocation.user_id
+        )
         actor = Actor(invocation.user_id, invocation.channel_id)
         admitted = not services.inflight.full  # decided at arrival, before waiting for a turn
         # a "busy" answer must not queue behind the work it was refused for

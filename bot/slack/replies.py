@@ -4,37 +4,44 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from slack_sdk.web.async_client import AsyncWebClient
+from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.services import Services
 from bot.slack.blocks import Message
 from bot.slack.errors import describe, log_error
 
 log = logging.getLogger(__name__)
+ANSWER_TIMEOUT = 10  # seconds for a response_url post before falling back to the Web API
 
 
 @dataclass
 class Reply:
     """Where the answer to one command or click goes."""
 
-    respond: Any
+    response_url: str | None
     client: AsyncWebClient | None
     channel_id: str
     user_id: str
 
     async def send(self, message: Message) -> None:
         """Ephemeral to the person. A response_url that has expired or been used up (Slack
-        allows five answers in 30 minutes) falls back to chat.postEphemeral."""
-        if self.respond is not None:
+        allows five answers in 30 minutes) falls back to chat.postEphemeral. The post goes
+        through the Web API client's session when it has one (connections to Slack reused)."""
+        if self.response_url:
+            hook = AsyncWebhookClient(
+                self.response_url,
+                timeout=ANSWER_TIMEOUT,
+                session=getattr(self.client, "session", None),
+            )
             try:
-                answer = await self.respond(
+                answer = await hook.send(
                     response_type="ephemeral", replace_original=False, **message.as_kwargs()
                 )
-                if getattr(answer, "status_code", 200) == 200:
+                if answer.status_code == 200:
                     return
-                log.warning("response_url answered %s", getattr(answer, "status_code", "?"))
+                log.warning("response_url answered %s", answer.status_code)
             except Exception as error:
                 log.warning("response_url failed: %s", type(error).__name__)
         if self.client is None or not self.channel_id or not self.user_id:
