@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     vpsbot_require_reason: bool = False
     vpsbot_channels: IdList = ()
     vpsbot_operators: IdList = ()
+    # seconds a user group's membership may be reused for a decision (never older when Slack fails)
+    vpsbot_directory_ttl: float = Field(default=60.0, ge=0, le=3600)
 
     @field_validator("vpsbot_approvers", "vpsbot_channels", "vpsbot_operators", mode="before")
     @classmethod

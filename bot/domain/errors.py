@@ -138,5 +138,20 @@ class AlreadyVoted(NotAllowed):
     """This person has already voted on this request."""
 
 
+class RestoreUnderWay(NotAllowed):
+    """Another restore of the same server is executing or running: at most one at a time."""
+
+
+class DirectoryUnavailable(NotAllowed):
+    """Slack could not say who is in a user group; a decision that needs it is refused."""
+
+    def __init__(self, detail: str, purpose: str = "who may do this") -> None:
+        super().__init__(
+            f"vpsbot could not check {purpose}; nothing was done. Slack did not answer "
+            f"({detail}); try again in a minute."
+        )
+        self.detail = detail
+
+
 class Busy(DomainError):
     """Too many requests are being handled; this one was not started."""

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from bot.domain.errors import NotAllowed
+from bot.domain.errors import DirectoryUnavailable, NotAllowed
 from bot.services.ports import Directory
 
 
-async def is_member(directory: Directory, user_id: str, configured: Collection[str]) -> bool:
-    """True if `user_id` is listed, or is in a listed user group (IDs starting with S)."""
+async def is_member(
+    directory: Directory, user_id: str, configured: Collection[str], purpose: str
+) -> bool:
+    """True if `user_id` is listed, or is in a listed user group (IDs starting with S).
+    When Slack cannot say who is in a group, the decision is refused, naming `purpose`."""
     if user_id in configured:
         return True
     for group in (entry for entry in configured if entry.startswith("S")):
-        if user_id in await directory.members(group):
+        try:
+            members = await directory.members(group)
+        except DirectoryUnavailable as error:
+            raise DirectoryUnavailable(error.detail, purpose) from None
+        if user_id in members:
             return True
     return False
 
@@ -27,7 +34,9 @@ def check_channel(channels: Collection[str], channel_id: str) -> None:
 
 
 async def check_operator(directory: Directory, operators: Collection[str], user_id: str) -> None:
-    if operators and not await is_member(directory, user_id, operators):
+    if operators and not await is_member(
+        directory, user_id, operators, "who may create or delete"
+    ):
         raise NotAllowed(
             "Only operators can create or delete backups and snapshots (VPSBOT_OPERATORS). "
             "Nothing was changed."

@@ -16,6 +16,7 @@ from bot.domain.errors import (
     NotAllowed,
     NotEligible,
     NotRequester,
+    RestoreUnderWay,
     UnknownRequest,
     UsageError,
     VpsApiError,
@@ -98,7 +99,9 @@ async def request_restore(
 
 async def eligible(services: Services, voter_id: str, requester_id: str) -> bool:
     configured = services.policy.approvers
-    listed = bool(configured) and await is_member(services.directory, voter_id, configured)
+    listed = bool(configured) and await is_member(
+        services.directory, voter_id, configured, "who may approve"
+    )
     return rules.is_eligible(voter_id, requester_id, listed, anyone=not configured)
 
 
@@ -154,15 +157,22 @@ async def approve(services: Services, voter_id: str, request_id: int, channel_id
                 (Status.PENDING_APPROVAL, Status.APPROVED),
                 (Status.APPROVED, Status.EXECUTING),
             ):
-                won = await uow.requests.transition(
-                    request.id,
-                    old,
-                    new,
-                    at=now,
-                    result=result,
-                    lease_owner=services.owner,
-                    lease_until=now + EXECUTION_LEASE,
-                )
+                try:
+                    won = await uow.requests.transition(
+                        request.id,
+                        old,
+                        new,
+                        at=now,
+                        result=result,
+                        lease_owner=services.owner,
+                        lease_until=now + EXECUTION_LEASE,
+                    )
+                except RestoreUnderWay:  # the vote is not recorded: the transaction rolls back
+                    raise RestoreUnderWay(
+                        f"{_server_label(request)} is already being restored by another request, "
+                        "so this restore was not started and your approval was not recorded. "
+                        "Approve again once that restore has finished."
+                    ) from None
                 if not won:  # cannot happen while we hold the row lock; refuse rather than guess
                     raise AlreadyHandled("This request was decided at the same moment.")
                 uow.audit.record(
@@ -245,6 +255,13 @@ async def cancel(services: Services, user_id: str, request_id: int, channel_id: 
         )
         await uow.commit()
     services.wake_outbox()
+
+
+def _server_label(request: OperationRequest) -> str:
+    if request.server is None:
+        return "The server"
+    name = f"{request.server.name} " if request.server.name else "server "
+    return f"{name}({request.server.id})"
 
 
 # -- executing ---------------------------------------------------------------------------------

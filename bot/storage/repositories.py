@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.approvals import Vote
-from bot.domain.errors import AlreadyVoted
+from bot.domain.errors import AlreadyVoted, RestoreUnderWay
 from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
 from bot.storage.tables import ApprovalRecord, AuditRecord, OutboxRecord, RequestRecord
 
@@ -79,6 +79,9 @@ def _request(record: RequestRecord) -> OperationRequest:
         params=dict(record.params),
         result=dict(record.result),
     )
+
+
+UNDER_WAY = frozenset({Status.APPROVED, Status.EXECUTING, Status.RUNNING})
 
 
 class RequestRepository:
@@ -154,19 +157,31 @@ class RequestRepository:
         """Move the request to `new` only if it is still in `expected`; True when this call won.
 
         One conditional UPDATE: of two transactions racing for the same request, exactly one
-        matches the row, whatever the database.
+        matches the row, whatever the database. A move that would put a second restore of one
+        server under way violates `uq_requests_one_restore_per_server` and raises
+        RestoreUnderWay (in a savepoint, so the caller's transaction stays usable).
         """
         statuses = [expected] if isinstance(expected, Status) else list(expected)
         values: dict[str, Any] = {"status": new.value, "updated_at": at}
         for name, value in changes.items():
             values[name] = value
-        result = await self._session.execute(
+        statement = (
             update(RequestRecord)
             .where(RequestRecord.id == request_id)
             .where(RequestRecord.status.in_([s.value for s in statuses]))
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        if new not in UNDER_WAY:
+            result = await self._session.execute(statement)
+            return bool(cast(CursorResult[Any], result).rowcount == 1)
+        try:
+            async with self._session.begin_nested():
+                result = await self._session.execute(statement)
+        except IntegrityError:
+            raise RestoreUnderWay(
+                "Another restore of this server is already under way; this one was not started."
+            ) from None
         return bool(cast(CursorResult[Any], result).rowcount == 1)
 
     async def change(self, request_id: int, **changes: Any) -> None:

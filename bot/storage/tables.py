@@ -5,7 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -43,6 +54,9 @@ class Base(DeclarativeBase):
     type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime, dict[str, Any]: JSON}
 
 
+RESTORE_UNDER_WAY = "action = 'restore' AND status IN ('approved', 'executing', 'running')"
+
+
 class RequestRecord(Base):
     """One thing a person asked the bot to do to a server, and where it stands."""
 
@@ -54,9 +68,9 @@ class RequestRecord(Base):
     status: Mapped[str] = mapped_column(String(24))
     requester_id: Mapped[str] = mapped_column(String(32))
     channel_id: Mapped[str] = mapped_column(String(32))
-    server_id: Mapped[int | None]
+    server_id: Mapped[int | None] = mapped_column(BigInteger)  # VPS.org ids reach 10 digits
     server_name: Mapped[str] = mapped_column(String(255), default="")
-    target_id: Mapped[int | None]
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
     target_name: Mapped[str] = mapped_column(Text, default="")
     reason: Mapped[str] = mapped_column(Text, default="")
     params: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -70,7 +84,18 @@ class RequestRecord(Base):
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
 
-    __table_args__ = (Index("ix_requests_status_next_check", "status", "next_check_at"),)
+    __table_args__ = (
+        Index("ix_requests_status_next_check", "status", "next_check_at"),
+        # At most one restore per server may be under way, whatever the instances: the move to
+        # `executing` of a second one violates this index and is refused (compare-and-set).
+        Index(
+            "uq_requests_one_restore_per_server",
+            "server_id",
+            unique=True,
+            postgresql_where=text(RESTORE_UNDER_WAY),
+            sqlite_where=text(RESTORE_UNDER_WAY),
+        ),
+    )
 
 
 class ApprovalRecord(Base):
@@ -120,6 +145,17 @@ class OutboxRecord(Base):
     lease_until: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_outbox_status_next_attempt", "status", "next_attempt_at"),)
+
+
+class SlackDelivery(Base):
+    """The identity of each Slack request acted on (its trigger_id, or a hash of the signed
+    body), kept past Slack's 5-minute replay window: a retried or replayed request finds its
+    key taken and is not acted on again, on any instance."""
+
+    __tablename__ = "slack_deliveries"
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(index=True)
 
 
 metadata = Base.metadata
