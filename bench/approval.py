@@ -65,7 +65,8 @@ async def measure(database_url: str) -> list[float]:
             )
             payload = {
                 "type": "block_actions",
-                "user": {"id": "U2"},
+                "team": {"id": slack.team_id},
+                "user": {"id": "U2", "team_id": slack.team_id},
                 "channel": {"id": "C1"},
                 "container": {"channel_id": "C1"},
                 "response_url": slack.response_url(str(i)),

@@ -22,7 +22,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from bot.config import async_database_url
-from bot.console import SlackCall, SlackStandIn
+from bot.console import DEMO_TEAM, SlackCall, SlackStandIn
 from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.storage.database import Database
@@ -146,7 +146,7 @@ async def reset_postgres(url: str) -> None:
 def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") -> str:
     return urlencode(
         {
-            "team_id": "T1", "channel_id": "C1", "user_id": f"U{number % 50}",
+            "team_id": DEMO_TEAM, "channel_id": "C1", "user_id": f"U{number % 50}",
             "command": "/snapshot", "text": text_, "trigger_id": str(number),
             "response_url": slack.response_url(str(number)),
         }

@@ -100,6 +100,36 @@ def db_upgrade(settings: Settings) -> None:
     print("database schema is up to date")
 
 
+def _sqlite_unwritable(database_url: str) -> str | None:
+    """For a SQLite DATABASE_URL, why the bot cannot write its database (a read-only file,
+    or a directory it cannot create the file, journal or WAL in), or None. Checked before the
+    bot starts, with a write that is rolled back, so that this is one line, not a traceback."""
+    import sqlite3
+
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    path = url.database
+    if not url.drivername.startswith("sqlite") or not path or path == ":memory:" or url.query:
+        return None
+    try:
+        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            connection.execute(f"PRAGMA user_version = {int(version)}")  # a write, rolled back
+            connection.execute("ROLLBACK")
+        finally:
+            connection.close()
+    except sqlite3.Error as error:
+        return (
+            f"vpsbot: cannot write the SQLite database {path} (DATABASE_URL): {error}. "
+            "Make the file and its directory writable by the user the bot runs as, "
+            "or set DATABASE_URL to a writable place."
+        )
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -120,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
             simulator(args.port, args.token)
             return 0
         settings = load_settings()
+        problem = _sqlite_unwritable(settings.database_url)
+        if problem is not None:
+            print(problem, file=sys.stderr)
+            return 3
         if args.command == "serve":
             serve(settings)
         elif args.command == "socket":

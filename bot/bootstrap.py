@@ -17,7 +17,7 @@ from bot.services import Policy, Services
 from bot.services.commands import CommandLog
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
 from bot.serving import serving
-from bot.slack import SharedSession, build_app, http_endpoint, web_client
+from bot.slack import SharedSession, build_app, http_endpoint, identify, web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.socket_mode import SocketModeLink
@@ -49,6 +49,7 @@ class Bot:
         then start following operations and delivering messages."""
         await self.database.upgrade()
         await self.slack_http.open()
+        await identify(self.slack)  # the workspace requests must come from (auth.test)
         if self.run_worker:
             self.worker.start()
 
@@ -109,7 +110,10 @@ def build(
     client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
     worker = Worker(services, SlackNotifier(client, clock), owner)
     services = replace(
-        services, wake_outbox=worker.wake, directory=SlackDirectory(client), owner=worker.owner
+        services,
+        wake_outbox=worker.wake,
+        directory=SlackDirectory(client, settings.vpsbot_directory_ttl),
+        owner=worker.owner,
     )
     worker.services = services
     slack = build_app(

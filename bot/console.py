@@ -35,6 +35,8 @@ from bot.vpsorg.simulator import Simulator
 DEMO_TEAM = "T0000DEMO"
 DEMO_CHANNEL = "C0000DEMO"
 DEMO_VPS_TOKEN = "demo-vps-token"  # noqa: S105 - the simulator's, never a real one
+# Each run's trigger ids differ, so a restarted demo's commands are never taken for replays.
+DEMO_RUN = secrets.token_hex(4)
 
 
 @dataclass
@@ -53,10 +55,21 @@ class WebFault:
     headers: dict[str, str] = field(default_factory=dict)
     body: dict[str, Any] = field(default_factory=lambda: {"ok": False, "error": "ratelimited"})
     times: int = 1
+    channel: str | None = None  # only calls to this channel (None: every call to `method`)
+
+    def matches(self, method: str, data: dict[str, Any]) -> bool:
+        if self.method != method or self.times <= 0:
+            return False
+        return self.channel is None or str(data.get("channel", "")) == self.channel
 
 
 class SlackStandIn:
     """Answers the Slack Web API and response_url posts on loopback, recording every call."""
+
+    # the workspace (and Enterprise Grid organisation) auth.test names: requests from any
+    # other are refused by the bot
+    team_id: str = DEMO_TEAM
+    enterprise_id: str | None = None
 
     def __init__(self, on_call: Callable[[SlackCall], None] | None = None) -> None:
         self.calls: list[SlackCall] = []
@@ -104,7 +117,7 @@ class SlackStandIn:
         else:
             data = dict(parse_qsl(raw)) | dict(request.query_params)
         for fault in self.faults:
-            if fault.method == method and fault.times > 0:
+            if fault.matches(method, data):
                 fault.times -= 1
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
         self._record(SlackCall(method, data))
@@ -115,7 +128,8 @@ class SlackStandIn:
 
     def _answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
         if method == "auth.test":
-            return {"ok": True, "user_id": "U0000BOT1", "bot_id": "B0000BOT1", "team_id": DEMO_TEAM}
+            answer = {"ok": True, "user_id": "U0000BOT1", "bot_id": "B0000BOT1"}
+            return answer | {"team_id": self.team_id, "enterprise_id": self.enterprise_id}
         if method == "usergroups.users.list":
             group = str(data.get("usergroup", ""))
             if group not in self.groups:
@@ -262,7 +276,7 @@ def _request_body(line: str, user: str, response_url: str, number: int) -> str |
                 "command": command,
                 "text": text,
                 "response_url": response_url,
-                "trigger_id": f"demo.{number}",
+                "trigger_id": f"demo.{DEMO_RUN}.{number}",
             }
         )
     button, _, request_id = text.strip().partition(" ")
@@ -275,7 +289,7 @@ def _request_body(line: str, user: str, response_url: str, number: int) -> str |
         "team": {"id": DEMO_TEAM, "domain": "demo"},
         "channel": {"id": DEMO_CHANNEL, "name": "demo"},
         "container": {"type": "message", "channel_id": DEMO_CHANNEL},
-        "trigger_id": f"demo.{number}",
+        "trigger_id": f"demo.{DEMO_RUN}.{number}",
         "response_url": response_url,
         "actions": [{"action_id": BUTTONS[button], "type": "button", "value": request_id}],
     }

@@ -80,6 +80,10 @@ class Worker:
         """A cycle at every tick of the poll grid. While VPS.org fails, the operations it could
         not read are pushed back (exponential backoff per operation, in tracking)."""
         policy = self.services.policy
+        try:  # once, at start: creates whose answer a stopped bot never recorded
+            await tracking.read_back_lost_creates(self.services)
+        except Exception:
+            log.exception("could not read back lost creates")
         while True:
             now = self.services.clock()
             if not await self._pause((policy.next_tick(now) - now).total_seconds() + TICK_SLACK):

@@ -14,10 +14,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Endpoint = Callable[[Request], Awaitable[Response]]
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
+# An oversized streamed body is read on (and dropped) up to this much more before the 413 goes
+# out, so that a client still sending it gets the answer rather than a reset connection.
+MAX_DRAINED = 8 * MAX_BODY
 
 
 class BodyLimit:
-    """ASGI middleware: 413 for a request body over `limit` bytes, declared or streamed."""
+    """ASGI middleware: 413 for a request body over `limit` bytes, declared or streamed (a
+    chunked body has no Content-Length). The body is read here, up to the limit, before the
+    app runs: the app never sees part of an oversized body, so nothing it does can stand in
+    for the 413 (bolt reading a body cut short answered 400)."""
 
     def __init__(self, app: ASGIApp, limit: int = MAX_BODY) -> None:
         self.app = app
@@ -29,26 +35,55 @@ class BodyLimit:
             return
         declared = dict(scope.get("headers") or []).get(b"content-length", b"0")
         if declared.isdigit() and int(declared) > self.limit:
-            await PlainTextResponse("request body too large", 413)(scope, receive, send)
+            await _too_large(scope, receive, send)
             return
-        seen = 0
-
-        async def limited() -> Message:
-            nonlocal seen
+        chunks: list[bytes] = []
+        size, more = 0, True
+        while more:
             message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise TooLarge
+            if message["type"] != "http.request":  # the client went away
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.limit:
+                if message.get("more_body", False) and not await _drained(receive):
+                    return  # the client went away
+                await _too_large(scope, receive, send)
+                return
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body: Message | None = {
+            "type": "http.request",
+            "body": b"".join(chunks),
+            "more_body": False,
+        }
+
+        async def replay() -> Message:
+            nonlocal body
+            if body is None:
+                return await receive()  # after the body: a disconnect, when it comes
+            message, body = body, None
             return message
 
-        try:
-            await self.app(scope, limited, send)
-        except TooLarge:
-            await PlainTextResponse("request body too large", 413)(scope, receive, send)
+        await self.app(scope, replay, send)
 
 
-class TooLarge(Exception):
-    pass
+async def _drained(receive: Receive, most: int = MAX_DRAINED) -> bool:
+    """Read the rest of a body and drop it, up to `most` bytes; False if the client left."""
+    while most > 0:
+        message = await receive()
+        if message["type"] != "http.request":
+            return False
+        most -= len(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return True
+
+
+async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
+    # the connection is not reused: what is left of the body is never read
+    response = PlainTextResponse("request body too large", 413, headers={"Connection": "close"})
+    await response(scope, receive, send)
 
 
 def web_app(

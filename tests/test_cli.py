@@ -5,9 +5,12 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -38,6 +41,7 @@ def test_serve_answers_healthz_soon_after_start(tmp_path: Path) -> None:
         SLACK_SIGNING_SECRET="cli-signing-secret",
         VPS_API_TOKEN="cli-vps-secret",
         VPS_API_URL="http://127.0.0.1:9/api/v1",
+        SLACK_API_URL="http://127.0.0.1:9/api/",  # nothing answers: auth.test fails at start
     )
     started = time.monotonic()
     process = subprocess.Popen(
@@ -160,3 +164,68 @@ def test_simulator_serves_the_api_alone(tmp_path: Path) -> None:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """`path` (a file or a directory) made read-only: by its mode and, for root, whom modes do
+    not stop, by making it immutable (chattr +i); skipped where neither is possible."""
+    mode = path.stat().st_mode
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    immutable = False
+    try:
+        if os.geteuid() == 0:
+            changed = subprocess.run(["chattr", "+i", str(path)], capture_output=True, check=False)
+            immutable = changed.returncode == 0
+            if not immutable:
+                pytest.skip("running as root, and chattr +i is not available here")
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", str(path)], check=True)
+        path.chmod(mode)
+
+
+@pytest.mark.parametrize("command", [["db", "upgrade"], ["serve"]], ids=["db-upgrade", "serve"])
+@pytest.mark.parametrize("where", ["read-only-file", "read-only-directory", "a-directory"])
+def test_an_unwritable_sqlite_database_is_one_line_not_a_traceback(
+    tmp_path: Path, command: list[str], where: str
+) -> None:
+    if where == "read-only-file":
+        target = tmp_path / "read-only.db"
+        target.touch()
+        database = target
+    elif where == "read-only-directory":
+        target = tmp_path / "read-only"
+        target.mkdir()
+        database = target / "vpsbot.db"
+    else:
+        target = database = tmp_path / "a-directory"
+        target.mkdir()
+    env = _env(
+        tmp_path,
+        DATABASE_URL=f"sqlite:///{database}",
+        PORT=str(_free_port()),
+        SLACK_BOT_TOKEN="xoxb-cli-secret",
+        SLACK_SIGNING_SECRET="cli-signing-secret",
+        VPS_API_TOKEN="cli-vps-secret",
+        VPS_API_URL="http://127.0.0.1:9/api/v1",
+        SLACK_API_URL="http://127.0.0.1:9/api/",
+    )
+    with read_only(target):
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", *command],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert result.returncode in (2, 3), result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert "Traceback" not in result.stderr
+    assert line.startswith("vpsbot: cannot write the SQLite database")
+    assert str(database) in line
+    assert "DATABASE_URL" in line
+    assert "writable" in line  # what to do

@@ -24,6 +24,7 @@ SCOPE_OF = {
     "conversations_open": "im:write",
     "usergroups_users_list": "usergroups:read",
     "apps_connections_open": None,
+    "auth_test": None,  # the installation's workspace, at start: no scope needed
 }
 
 

@@ -153,5 +153,13 @@ class DirectoryUnavailable(NotAllowed):
         self.detail = detail
 
 
+class OutcomeUnrecorded(DomainError):
+    """VPS.org was sent a change, but the bot could not record what it answered."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"could not record {what}")
+        self.what = what
+
+
 class Busy(DomainError):
     """Too many requests are being handled; this one was not started."""

@@ -30,6 +30,9 @@ class Policy:
     channels: tuple[str, ...] = ()  # where commands are accepted; empty: everywhere
     operators: tuple[str, ...] = ()  # who may create and delete; empty: everyone
     restore_for: timedelta = timedelta(hours=6)  # after this, a restore's outcome is "unknown"
+    # A restore VPS.org accepted but whose server is not seen `restoring` within this needs a
+    # person: a 200 alone is no evidence that anything happened.
+    restore_seen_within: timedelta = timedelta(minutes=2)
 
     def next_tick(self, after: datetime) -> datetime:
         """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by
@@ -48,9 +51,11 @@ class InFlight:
 
     def __init__(self, active: int = 4, backlog: int = 500) -> None:
         self._active = active
-        self._gates: dict[bool, asyncio.Semaphore] = {}
+        self._gates: dict[str, asyncio.Semaphore] = {}
         self.backlog = backlog
         self._tasks: set[asyncio.Task[None]] = set()  # strong references until each is done
+        # requests whose VPS.org call this process is making (or recording) right now
+        self.executing: set[int] = set()
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as its own task; `drain` waits for it, even before it has begun."""
@@ -64,13 +69,14 @@ class InFlight:
         return len(self._tasks) > self.backlog
 
     @contextlib.asynccontextmanager
-    async def hold(self, *, quick: bool = False) -> AsyncIterator[None]:
-        """Wait for one of the `active` turns. `quick` work (a "busy" answer: one audit row and
-        a reply) has turns of its own, so it never queues behind slow work, and the database
-        never has more than twice `active` of these waiting for a connection."""
-        gate = self._gates.get(quick)
+    async def hold(self, *, lane: str = "work") -> AsyncIterator[None]:
+        """Wait for one of the `active` turns of `lane`. Each lane has turns of its own:
+        "work" (commands, which may call VPS.org slowly), "click" (votes, cancels and
+        confirmations, which must not wait behind slow lists) and "busy" (a "busy" answer: one
+        audit row and a reply, which must not queue behind the work it was refused for)."""
+        gate = self._gates.get(lane)
         if gate is None:
-            gate = self._gates[quick] = asyncio.Semaphore(self._active)
+            gate = self._gates[lane] = asyncio.Semaphore(self._active)
         async with gate:
             yield
 

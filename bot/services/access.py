@@ -34,9 +34,7 @@ def check_channel(channels: Collection[str], channel_id: str) -> None:
 
 
 async def check_operator(directory: Directory, operators: Collection[str], user_id: str) -> None:
-    if operators and not await is_member(
-        directory, user_id, operators, "who may create or delete"
-    ):
+    if operators and not await is_member(directory, user_id, operators, "who may create or delete"):
         raise NotAllowed(
             "Only operators can create or delete backups and snapshots (VPSBOT_OPERATORS). "
             "Nothing was changed."

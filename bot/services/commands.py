@@ -6,12 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 
 from bot.domain.errors import Busy, NotAllowed, UsageError, VpsApiError
 from bot.services.ports import Clock, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 MAX_RECORDED_TEXT = 1000
+# Slack's signatures are valid for 5 minutes; remembering twice that covers clock skew.
+REPLAY_MEMORY = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,34 @@ class CommandLog:
                 )
                 await uow.commit()
 
+    async def first_delivery(self, key: str, user_id: str, channel_id: str, what: str) -> bool:
+        """True the first time a Slack request with this identity is acted on. A retry or a
+        replay (the same signed body, on any instance, within REPLAY_MEMORY) gets False and
+        leaves a `replay` audit row instead."""
+        now = self._clock()
+        async with self._uow() as uow:
+            if await uow.deliveries.first_time(key, at=now):
+                await uow.commit()
+                return True
+        log.warning("ignored a repeated Slack request (%s)", what[:64])
+        async with self._uow() as uow:
+            uow.audit.record(
+                "replay",
+                at=now,
+                actor_id=user_id,
+                channel_id=channel_id,
+                detail={"what": what[:64], "key": key[:16]},
+            )
+            await uow.commit()
+        return False
+
+    async def forget_deliveries(self) -> int:
+        """Identities older than REPLAY_MEMORY: Slack refuses a signature that old anyway."""
+        async with self._uow() as uow:
+            forgotten = await uow.deliveries.forget_before(self._clock() - REPLAY_MEMORY)
+            await uow.commit()
+        return forgotten
+
     async def refused(self, user_id: str, channel_id: str, action: str, error: Exception) -> None:
         """A click that was refused (not the requester, not eligible, already decided…)."""
         async with self._uow() as uow:
@@ -79,5 +110,32 @@ class CommandLog:
                 actor_id=user_id,
                 channel_id=channel_id,
                 detail={"action": action[:64], "error": type(error).__name__},
+            )
+            await uow.commit()
+
+    async def refused_request(
+        self,
+        user_id: str,
+        channel_id: str,
+        action: str,
+        reason: str,
+        *,
+        team_id: str = "",
+        enterprise_id: str = "",
+    ) -> None:
+        """A request refused before any listener ran (from another workspace, or while the
+        bot's own is unknown): one `refused` row naming the workspace it came from."""
+        async with self._uow() as uow:
+            uow.audit.record(
+                "refused",
+                at=self._clock(),
+                actor_id=user_id[:32] or None,
+                channel_id=channel_id[:32] or None,
+                detail={
+                    "action": action[:64],
+                    "error": reason[:64],
+                    "team_id": team_id[:64],
+                    "enterprise_id": enterprise_id[:64],
+                },
             )
             await uow.commit()

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from bot.domain.errors import (
     AlreadyHandled,
     AtLimit,
+    DomainError,
     NotFound,
     NotRequester,
+    OutcomeUnrecorded,
     RequestExpired,
     UnknownRequest,
     VpsApiError,
@@ -39,6 +43,9 @@ from bot.services.ports import UnitOfWork, VpsApi
 
 EXECUTION_LEASE = timedelta(seconds=10)
 LEASE_RENEWAL = 3.0  # seconds
+RECORD_FOR = 600.0  # seconds an outcome is retried against a stalled database before giving up
+T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +147,8 @@ async def create(
             at=now,
             server=server.ref,
             target_name=name or intent.description,
-            params={"name": name, "description": intent.description},
+            # what existed before the POST: a create whose answer is lost is recognised by it
+            params={"name": name, "description": intent.description, "known_ids": sorted(known)},
         )
         await uow.requests.change(
             request.id, lease_owner=services.owner, lease_until=now + EXECUTION_LEASE
@@ -156,29 +164,25 @@ async def create(
         await uow.commit()
 
     path = "/snapshots/" if kind is Kind.SNAPSHOT else "/backups/"
-    try:
-        async with holding_lease(services, request.id):
+    # The lease is held until the answer is recorded, however long the database takes.
+    async with holding_lease(services, request.id):
+        try:
             started_item, message = await _post_create(vps, server.id, intent)
-    except VpsApiError as error:
-        if not error.outcome_unknown:
-            await _record_failure(services, request, error, "POST", path)
-            raise
-        # VPS.org may or may not have created it: read, never send it again.
-        found = await _find_created(vps, server.id, intent, known)
-        if found is None:
-            await _record_failure(services, request, error, "POST", path)
-            raise
-        started_item, message = found, ""
-        async with services.uow() as uow:
-            audit_api_call(uow, services.clock(), request, "POST", path, error.status)
-            await uow.commit()
-        await _mark_created(services, request, started_item, message, path, recovered=True)
-    else:
-        await _mark_created(services, request, started_item, message, path, recovered=False)
-    async with services.uow() as uow:
-        stored = await uow.requests.get(request.id)
-    assert stored is not None
-    return stored
+        except VpsApiError as error:
+            if not error.outcome_unknown:
+                await _record_failure(services, request, error, "POST", path)
+                raise
+            # VPS.org may or may not have created it: read, never send it again.
+            found = await _find_created(vps, server.id, intent, known)
+            if found is None:
+                await _record_failure(services, request, error, "POST", path)
+                raise
+            await _mark_created(services, request, found, "", path, error.status, recovered=True)
+        else:
+            await _mark_created(
+                services, request, started_item, message, path, 201, recovered=False
+            )
+    return await _stored(services, request.id)
 
 
 async def _mark_created(
@@ -187,31 +191,63 @@ async def _mark_created(
     item: Snapshot | Backup,
     message: str,
     path: str,
+    api_status: int | None,
     *,
     recovered: bool,
 ) -> None:
+    """Record what VPS.org answered to the POST (retried while the database stalls). The request
+    may meanwhile have been marked needs_attention by an instance that took it for a crashed
+    one: the answer is better evidence, and the create is followed after all."""
     now = services.clock()
     result: dict[str, object] = {"api_message": message, "started_at": iso(now)}
     if recovered:
         result["recovered"] = "VPS.org did not confirm the create, but lists it: following it"
-    async with services.uow() as uow:
-        await uow.requests.transition(
-            request.id,
-            Status.EXECUTING,
-            Status.RUNNING,
-            at=now,
-            target_id=item.id,
-            next_check_at=services.policy.next_tick(now),
-            expires_at=now + services.policy.follow_for,
-            result=result,
-            lease_owner=None,
-            lease_until=None,
-        )
-        if not recovered:
-            audit_api_call(uow, now, request, "POST", path, 201)
-        uow.outbox.add("post", {"event": "started"}, at=now, request_id=request.id)
-        await uow.commit()
+
+    async def write(uow: UnitOfWork) -> bool:
+        audit_api_call(uow, now, request, "POST", path, api_status)
+        return await _follow_created(services, uow, request, item, result, now)
+
+    await persist(services, write, f"the answer to the create of request #{request.id}")
     services.wake_outbox()
+
+
+async def _follow_created(
+    services: Services,
+    uow: UnitOfWork,
+    request: OperationRequest,
+    item: Snapshot | Backup,
+    result: dict[str, object],
+    now: datetime,
+) -> bool:
+    """Move a create whose object is known to `running`, with its id, and queue the post."""
+    current = await uow.requests.lock(request.id)
+    if current is None or current.target_id is not None:
+        return False
+    if current.status not in (Status.EXECUTING, Status.NEEDS_ATTENTION):
+        return False
+    won = await uow.requests.transition(
+        request.id,
+        current.status,
+        Status.RUNNING,
+        at=now,
+        target_id=item.id,
+        next_check_at=services.policy.next_tick(now),
+        expires_at=now + services.policy.follow_for,
+        result=current.result | result,
+        lease_owner=None,
+        lease_until=None,
+    )
+    if won:
+        uow.audit.record(
+            "transition",
+            at=now,
+            request_id=request.id,
+            detail={"from": current.status.value, "to": "running", "target_id": item.id},
+        )
+        event = "started" if current.status is Status.EXECUTING else "running"
+        uow.outbox.add("post" if event == "started" else "update", {"event": event},
+                       at=now, request_id=request.id)  # fmt: skip
+    return won
 
 
 async def _find_created(
@@ -219,22 +255,68 @@ async def _find_created(
     server_id: int,
     intent: CreateSnapshot | CreateBackup,
     known: set[int],
+    since: datetime | None = None,
 ) -> Snapshot | Backup | None:
-    """After a create whose answer was lost: the new object, if VPS.org lists it."""
+    """After a create whose answer was lost: the new object, if VPS.org lists it (not among
+    the ids that existed before the POST, with the name asked for, and not older than `since`
+    when given)."""
+
+    def fresh(item: Snapshot | Backup) -> bool:
+        return item.id not in known and (since is None or item.created_at >= since)
+
     try:
         if isinstance(intent, CreateSnapshot):
             snapshots = (await vps.list_snapshots(server_id)).items
-            fresh: list[Snapshot | Backup] = [
-                s for s in snapshots if s.id not in known and s.name == intent.name
+            found: list[Snapshot | Backup] = [
+                s for s in snapshots if fresh(s) and s.name == intent.name
             ]
         else:
             backups = (await vps.list_backups(server_id, BackupType.MANUAL)).items
-            fresh = [
-                b for b in backups if b.id not in known and b.description == intent.description
-            ]
+            found = [b for b in backups if fresh(b) and b.description == intent.description]
     except VpsApiError:
         return None
-    return max(fresh, key=lambda item: item.id) if fresh else None
+    return max(found, key=lambda item: item.id) if found else None
+
+
+READ_BACK_SKEW = timedelta(minutes=1)  # VPS.org's clock against ours, for `created_at`
+
+
+async def read_back_create(services: Services, request: OperationRequest) -> bool:
+    """A create whose POST may have been sent but whose answer was never recorded (the bot
+    stopped mid-call, or recorded it as needs_attention without an id): look for the object by
+    name, and follow it if VPS.org lists it. Never sends the POST again. True when found."""
+    if request.action is not Action.CREATE or request.server is None:
+        return False
+    name = str(request.params.get("name") or "")
+    description = str(request.params.get("description") or "")
+    intent: CreateSnapshot | CreateBackup = (
+        CreateSnapshot(request.server.id, name, description)
+        if request.kind is Kind.SNAPSHOT
+        else CreateBackup(request.server.id, description)
+    )
+    raw_known = request.params.get("known_ids")
+    known = (
+        {int(i) for i in raw_known if isinstance(i, int)} if isinstance(raw_known, list) else set()
+    )
+    found = await _find_created(
+        services.vps, request.server.id, intent, known, request.created_at - READ_BACK_SKEW
+    )
+    if found is None:
+        return False
+    now = services.clock()
+    result: dict[str, object] = {
+        "started_at": iso(now),
+        "recovered": "the bot stopped before VPS.org's answer was recorded, but lists the "
+        "new object: following it",
+    }
+
+    async def write(uow: UnitOfWork) -> bool:
+        return await _follow_created(services, uow, request, found, result, now)
+
+    won = await persist(services, write, f"the read-back of request #{request.id}")
+    if won:
+        services.wake_outbox()
+    return won
 
 
 async def _post_create(
@@ -254,7 +336,8 @@ async def _record_failure(
     """The API said no (failed), or did not say (needs attention: it may have happened)."""
     now = services.clock()
     status = Status.NEEDS_ATTENTION if error.outcome_unknown else Status.FAILED
-    async with services.uow() as uow:
+
+    async def write(uow: UnitOfWork) -> None:
         await uow.requests.transition(
             request.id,
             Status.EXECUTING,
@@ -275,7 +358,8 @@ async def _record_failure(
             request_id=request.id,
             detail={"from": "executing", "to": status.value, "error": type(error).__name__},
         )
-        await uow.commit()
+
+    await persist(services, write, f"the failure of request #{request.id}")
 
 
 # -- delete --------------------------------------------------------------------------------------
@@ -316,7 +400,12 @@ async def request_delete(
 
 
 async def _decidable(
-    services: Services, request_id: int, user_id: str, channel_id: str, expected: Status
+    services: Services,
+    request_id: int,
+    user_id: str,
+    channel_id: str,
+    expected: Status,
+    clicked_at: datetime | None,
 ) -> OperationRequest:
     """The request a click names, if this person may still decide it here and now."""
     async with services.uow() as uow:
@@ -327,7 +416,7 @@ async def _decidable(
         raise NotRequester(request.requester_id)
     if request.status is not expected:
         raise AlreadyHandled(f"This request is already {request.status.value.replace('_', ' ')}.")
-    now = services.clock()
+    now = clicked_at or services.clock()  # judged when the click arrived, not when its turn came
     if request.expires_at is not None and now >= request.expires_at:
         await finish(
             services,
@@ -394,17 +483,27 @@ def dm_recipients(request: OperationRequest) -> list[str]:
 @contextlib.asynccontextmanager
 async def holding_lease(services: Services, request_id: int) -> AsyncIterator[None]:
     """Renew this instance's lease on an executing request while it works on it, so no other
-    instance takes it for a crashed one (a crashed owner's lease lapses within EXECUTION_LEASE)."""
+    instance takes it for a crashed one (a crashed owner's lease lapses within EXECUTION_LEASE).
+    While held, this process's own tracker never reconciles the request (`inflight.executing`),
+    however late the renewals: a live process never takes its own work for a crashed one. A
+    renewal that fails (the database stalls) is logged and tried again; it never masks the
+    outcome of the call it covers."""
 
     async def renew() -> None:
         while True:
             await asyncio.sleep(LEASE_RENEWAL)
-            async with services.uow() as uow:
-                await uow.requests.change(
-                    request_id, lease_until=services.clock() + EXECUTION_LEASE
+            try:
+                async with services.uow() as uow:
+                    await uow.requests.change(
+                        request_id, lease_until=services.clock() + EXECUTION_LEASE
+                    )
+                    await uow.commit()
+            except Exception as error:  # the database stalls: the call goes on regardless
+                log.warning(
+                    "could not renew the lease on #%d: %s", request_id, type(error).__name__
                 )
-                await uow.commit()
 
+    services.inflight.executing.add(request_id)
     task = asyncio.create_task(renew())
     try:
         yield
@@ -412,6 +511,31 @@ async def holding_lease(services: Services, request_id: int) -> AsyncIterator[No
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        services.inflight.executing.discard(request_id)
+
+
+async def persist(services: Services, write: Callable[[UnitOfWork], Awaitable[T]], what: str) -> T:
+    """Run `write` in a transaction of its own and commit, retrying while the database does not
+    answer (up to RECORD_FOR): what VPS.org answered to a mutation that was sent must not be
+    lost to a database that stalls for a while. A domain error is not retried."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + RECORD_FOR
+    delay = 0.2
+    while True:
+        try:
+            async with services.uow() as uow:
+                value = await write(uow)
+                await uow.commit()
+            return value
+        except DomainError:
+            raise
+        except Exception as error:
+            if loop.time() + delay > deadline:
+                log.error("gave up recording %s: %s", what, type(error).__name__)
+                raise OutcomeUnrecorded(what) from error
+            log.warning("could not record %s (%s); trying again", what, type(error).__name__)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 async def finish(
@@ -424,9 +548,11 @@ async def finish(
     notify: tuple[str, ...] = ("update", "reply", "dm"),
     actor_id: str | None = None,
 ) -> bool:
-    """`record_finish` in a transaction of its own, then wake the outbox."""
-    async with services.uow() as uow:
-        won = await record_finish(
+    """`record_finish` in a transaction of its own (retried while the database stalls), then
+    wake the outbox."""
+
+    async def write(uow: UnitOfWork) -> bool:
+        return await record_finish(
             uow,
             request,
             expected,
@@ -436,18 +562,23 @@ async def finish(
             notify=notify,
             actor_id=actor_id,
         )
-        await uow.commit()
+
+    won = await persist(services, write, f"the end of request #{request.id}")
     if won:
         services.wake_outbox()
     return won
 
 
 async def confirm_delete(
-    services: Services, user_id: str, request_id: int, channel_id: str
+    services: Services,
+    user_id: str,
+    request_id: int,
+    channel_id: str,
+    clicked_at: datetime | None = None,
 ) -> OperationRequest:
     """The requester pressed Delete: one DELETE, however many clicks."""
     request = await _decidable(
-        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION
+        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION, clicked_at
     )
     now = services.clock()
     async with services.uow() as uow:
@@ -478,9 +609,7 @@ async def confirm_delete(
             else:
                 await services.vps.delete_backup(request.target_id)
     except VpsApiError as error:
-        async with services.uow() as uow:
-            audit_api_call(uow, services.clock(), request, "DELETE", path, error.status)
-            await uow.commit()
+        await _audit_call(services, request, "DELETE", path, error.status)
         status = Status.FAILED
         result: dict[str, object] = {"error": error.detail, "api_status": error.status}
         if error.outcome_unknown:  # read what happened; never send the DELETE again
@@ -497,9 +626,7 @@ async def confirm_delete(
         if error.outcome_unknown and status is not Status.NEEDS_ATTENTION:
             return await _stored(services, request.id)  # read back: the channel is told
         raise
-    async with services.uow() as uow:
-        audit_api_call(uow, services.clock(), request, "DELETE", path, 204)
-        await uow.commit()
+    await _audit_call(services, request, "DELETE", path, 204)
     await finish(
         services,
         request,
@@ -513,6 +640,18 @@ async def confirm_delete(
         done = await uow.requests.get(request.id)
     assert done is not None
     return done
+
+
+async def _audit_call(
+    services: Services, request: OperationRequest, method: str, path: str, status: int | None
+) -> None:
+    """The audit row of a call that was sent, kept however long the database stalls."""
+    at = services.clock()
+
+    async def write(uow: UnitOfWork) -> None:
+        audit_api_call(uow, at, request, method, path, status)
+
+    await persist(services, write, f"the {method} of request #{request.id}")
 
 
 async def _read_back_delete(
@@ -544,10 +683,16 @@ async def _stored(services: Services, request_id: int) -> OperationRequest:
     return stored
 
 
-async def cancel(services: Services, user_id: str, request_id: int, channel_id: str) -> None:
+async def cancel(
+    services: Services,
+    user_id: str,
+    request_id: int,
+    channel_id: str,
+    clicked_at: datetime | None = None,
+) -> None:
     """The requester withdrew a delete that was waiting for confirmation."""
     request = await _decidable(
-        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION
+        services, request_id, user_id, channel_id, Status.PENDING_CONFIRMATION, clicked_at
     )
     if not await finish(
         services,

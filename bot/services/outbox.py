@@ -4,14 +4,23 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+from bot.domain.model import OperationRequest, Status
 from bot.services import Services
-from bot.services.ports import DeliveryError, Notifier
+from bot.services.operations import record_finish
+from bot.services.ports import DeliveryError, Notifier, OutboxEntry, UnitOfWork
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(seconds=8)  # pending messages go out within 10 s of Slack recovering
+
+# Set in a request's params when Slack refused its card in the channel: the card never exists,
+# so no later update or thread reply may try to post (or reply to) it. params, because nothing
+# else rewrites them after the request is made (result is rewritten by the tracker).
+CARD_NOT_POSTED = "card_not_posted"
+# Waiting for a decision on a card nobody can see: cancelled, so nobody decides it blind.
+UNSEEN_DECISIONS = frozenset({Status.PENDING_APPROVAL, Status.PENDING_CONFIRMATION})
 
 
 @dataclass
@@ -19,10 +28,78 @@ class DeliveryReport:
     sent: int = 0
     retried: int = 0
     failed: int = 0
+    skipped: int = 0  # updates and replies of a card that was never posted
 
 
 def backoff(attempts: int) -> timedelta:
     return min(timedelta(seconds=0.5 * 2**attempts), MAX_BACKOFF)
+
+
+def _posts_card(kind: str, request: OperationRequest | None) -> bool:
+    """The request's card: its "post", or an update posting it late (notifier.py)."""
+    if request is None:
+        return False
+    return kind == "post" or (kind == "update" and not request.message_ts)
+
+
+def _without_card(kind: str, request: OperationRequest | None) -> str:
+    """The Slack error that kept this request's card out of the channel, when `kind` would act
+    on that card (update it, post it late, reply in its thread); "" otherwise."""
+    if kind not in ("update", "reply") or request is None or request.message_ts:
+        return ""
+    return str(request.params.get(CARD_NOT_POSTED) or "")
+
+
+async def _card_not_posted(
+    uow: UnitOfWork, item: OutboxEntry, error: DeliveryError, at: datetime
+) -> bool:
+    """Slack refused a request's card in its channel for good. In the caller's transaction:
+    remember it, cancel a request that was waiting for a decision on that card (or leave one
+    that is already under way at VPS.org to go on), and queue the requester's explanation.
+    True when there is something new to deliver."""
+    if item.request_id is None:
+        return False
+    request = await uow.requests.lock(item.request_id)  # as it is now, not as it was posted
+    if request is None:
+        return False
+    await uow.requests.change(request.id, params=request.params | {CARD_NOT_POSTED: error.code})
+    cancelled = request.status in UNSEEN_DECISIONS and await record_finish(
+        uow,
+        request,
+        request.status,
+        Status.CANCELLED,
+        {"reason": "card_not_posted", "slack_error": error.code},
+        at=at,
+        notify=(),
+    )
+    if not cancelled:
+        uow.audit.record(
+            "card_not_posted",
+            at=at,
+            request_id=request.id,
+            detail={"slack_error": error.code, "status": request.status.value},
+        )
+    log.warning(
+        "request %d: Slack refused its card in the channel (%s); %s",
+        request.id,
+        error.code,
+        "cancelled it" if cancelled else f"it stays {request.status.value}",
+    )
+    uow.outbox.add(
+        "tell_requester",
+        {
+            "event": CARD_NOT_POSTED,
+            "user": request.requester_id,
+            "slack_error": error.code,
+            "cancelled": cancelled,
+            # in the channel first, where they asked; an operation that goes on: straight to a
+            # DM, which stays beside the completion DM
+            "ephemeral": cancelled,
+        },
+        at=at,
+        request_id=request.id,
+    )
+    return True
 
 
 async def deliver_due(services: Services, notifier: Notifier, owner: str) -> DeliveryReport:
@@ -30,9 +107,19 @@ async def deliver_due(services: Services, notifier: Notifier, owner: str) -> Del
     async with services.uow() as uow:
         items = await uow.outbox.claim_due(now=services.clock(), owner=owner, lease=LEASE)
         await uow.commit()
+    more = False  # rows this round queued or unblocked: deliver them now, not at the next poll
     for position, item in enumerate(items):
         async with services.uow() as uow:
             request = None if item.request_id is None else await uow.requests.get(item.request_id)
+        if missing := _without_card(item.kind, request):
+            async with services.uow() as uow:
+                await uow.outbox.mark_failed(
+                    item.id, error=f"not sent: the request's card was never posted ({missing})"
+                )
+                await uow.commit()
+            report.skipped += 1
+            more = True
+            continue
         try:
             delivery = await notifier.deliver(item.kind, item.payload, request)
         except DeliveryError as error:
@@ -47,6 +134,10 @@ async def deliver_due(services: Services, notifier: Notifier, owner: str) -> Del
                     report.failed += 1
                     log.error("outbox %d: Slack refused it for good: %s", item.id, error.reason)
                     await uow.outbox.mark_failed(item.id, error=error.reason)
+                    # the same transaction: the failed row no longer holds back the request's
+                    # later rows, and the explanation queued here goes out after them
+                    if error.channel_unusable and _posts_card(item.kind, request):
+                        more = await _card_not_posted(uow, item, error, now) or more
                 await uow.commit()
             if error.retryable:  # Slack is struggling: hand the rest back and stop this round
                 async with services.uow() as uow:
@@ -61,4 +152,6 @@ async def deliver_due(services: Services, notifier: Notifier, owner: str) -> Del
                 await uow.requests.change(request.id, message_ts=delivery.ts)
             await uow.commit()
         report.sent += 1
+    if more:
+        services.wake_outbox()
     return report

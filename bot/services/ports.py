@@ -115,11 +115,14 @@ class RequestStore(Protocol):
         lease: timedelta,
         limit: int = 5000,
         expired_before: datetime | None = None,
+        exclude: Collection[int] = (),
     ) -> list[OperationRequest]: ...
 
     async def release(self, request_ids: Collection[int], owner: str) -> None: ...
 
     async def release_all(self, owner: str) -> None: ...
+
+    async def in_status(self, *statuses: Status) -> list[OperationRequest]: ...
 
 
 class OutboxEntry(Protocol):
@@ -161,6 +164,14 @@ class ApprovalStore(Protocol):
     async def votes(self, request_id: int) -> list[Vote]: ...
 
 
+class DeliveryLog(Protocol):
+    """The Slack requests already acted on, by identity (see services.commands.CommandLog)."""
+
+    async def first_time(self, key: str, *, at: datetime) -> bool: ...
+
+    async def forget_before(self, moment: datetime) -> int: ...
+
+
 class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
@@ -170,6 +181,8 @@ class UnitOfWork(Protocol):
     def outbox(self) -> Outbox: ...
     @property
     def approvals(self) -> ApprovalStore: ...
+    @property
+    def deliveries(self) -> DeliveryLog: ...
 
     async def __aenter__(self) -> Self: ...
 
@@ -190,12 +203,33 @@ class Delivery:
 
 
 class DeliveryError(Exception):
-    """Slack did not take a message; `retryable` when trying again later may work."""
+    """Slack did not take a message; `retryable` when trying again later may work.
 
-    def __init__(self, reason: str, *, retryable: bool) -> None:
+    `code` is Slack's error code (`not_in_channel`, `ratelimited`…), "" when Slack gave none
+    (unreachable, or no request behind the message)."""
+
+    # The bot cannot post in that channel at all: trying again will not help, the people there
+    # never see the message, and only someone fixing the channel (an invite) can change that.
+    CHANNEL_ERRORS = frozenset(
+        {
+            "not_in_channel",
+            "channel_not_found",
+            "is_archived",
+            "channel_is_archived",
+            "restricted_action",
+        }
+    )
+
+    def __init__(self, reason: str, *, retryable: bool, code: str = "") -> None:
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
+        self.code = code
+
+    @property
+    def channel_unusable(self) -> bool:
+        """Slack refused the channel itself (not this one message)."""
+        return not self.retryable and self.code in self.CHANNEL_ERRORS
 
 
 class Notifier(Protocol):

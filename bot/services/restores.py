@@ -9,6 +9,7 @@ own, not after a timeout, not after a crash.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from bot.domain import approvals as rules
 from bot.domain.errors import (
@@ -33,6 +34,7 @@ from bot.services.operations import (
     finish,
     holding_lease,
     iso,
+    persist,
     record_finish,
     target_name,
 )
@@ -112,12 +114,17 @@ async def _locked_restore(uow: UnitOfWork, request_id: int, channel_id: str) -> 
     return request
 
 
-async def _expire_if_due(services: Services, request_id: int, channel_id: str) -> None:
-    """Checked against the clock at the click, not only by the sweeper."""
+async def _expire_if_due(
+    services: Services, request_id: int, channel_id: str, clicked_at: datetime
+) -> None:
+    """Judged at the moment the click arrived (not when its turn came), and not only by the
+    sweeper."""
     now = services.clock()
     async with services.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
-        if request.status is not Status.PENDING_APPROVAL or not rules.is_expired(request, now):
+        if request.status is not Status.PENDING_APPROVAL:
+            return
+        if not rules.is_expired(request, clicked_at):
             return
         await record_finish(
             uow, request, Status.PENDING_APPROVAL, Status.EXPIRED, {}, at=now, notify=("update",)
@@ -126,9 +133,17 @@ async def _expire_if_due(services: Services, request_id: int, channel_id: str) -
     services.wake_outbox()
 
 
-async def approve(services: Services, voter_id: str, request_id: int, channel_id: str) -> None:
-    """Record an approval; the vote that reaches quorum executes the restore, exactly once."""
-    await _expire_if_due(services, request_id, channel_id)
+async def approve(
+    services: Services,
+    voter_id: str,
+    request_id: int,
+    channel_id: str,
+    clicked_at: datetime | None = None,
+) -> None:
+    """Record an approval; the vote that reaches quorum executes the restore, exactly once.
+    Expiry is judged at `clicked_at`, the moment the click arrived (default: now)."""
+    clicked_at = clicked_at or services.clock()
+    await _expire_if_due(services, request_id, channel_id, clicked_at)
     async with services.uow() as uow:
         request = await uow.requests.get(request_id)
     if request is None:
@@ -138,7 +153,7 @@ async def approve(services: Services, voter_id: str, request_id: int, channel_id
     async with services.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         votes = await uow.approvals.votes(request.id)
-        rules.check_vote(request, voter_id, eligible=may_vote, votes=votes, now=now)
+        rules.check_vote(request, voter_id, eligible=may_vote, votes=votes, now=clicked_at)
         await uow.approvals.add(request.id, voter_id, "approve", at=now)
         uow.audit.record(
             "vote",
@@ -195,13 +210,20 @@ async def approve(services: Services, voter_id: str, request_id: int, channel_id
         await execute(services, executing)
 
 
-async def deny(services: Services, voter_id: str, request_id: int, channel_id: str) -> None:
+async def deny(
+    services: Services,
+    voter_id: str,
+    request_id: int,
+    channel_id: str,
+    clicked_at: datetime | None = None,
+) -> None:
     """An eligible approver ends the request; the requester's own Deny counts as Cancel."""
-    await _expire_if_due(services, request_id, channel_id)
+    clicked_at = clicked_at or services.clock()
+    await _expire_if_due(services, request_id, channel_id, clicked_at)
     async with services.uow() as uow:
         request = await uow.requests.get(request_id)
     if request is not None and request.requester_id == voter_id:
-        await cancel(services, voter_id, request_id, channel_id)
+        await cancel(services, voter_id, request_id, channel_id, clicked_at)
         return
     if request is None:
         raise UnknownRequest("That button belongs to a request this bot does not know.")
@@ -211,7 +233,7 @@ async def deny(services: Services, voter_id: str, request_id: int, channel_id: s
     async with services.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         votes = await uow.approvals.votes(request.id)
-        rules.check_vote(request, voter_id, eligible=True, votes=votes, now=now)
+        rules.check_vote(request, voter_id, eligible=True, votes=votes, now=clicked_at)
         await uow.approvals.add(request.id, voter_id, "deny", at=now)
         uow.audit.record(
             "vote",
@@ -235,14 +257,20 @@ async def deny(services: Services, voter_id: str, request_id: int, channel_id: s
     services.wake_outbox()
 
 
-async def cancel(services: Services, user_id: str, request_id: int, channel_id: str) -> None:
+async def cancel(
+    services: Services,
+    user_id: str,
+    request_id: int,
+    channel_id: str,
+    clicked_at: datetime | None = None,
+) -> None:
     """The requester withdraws a restore that is still waiting for approval."""
     now = services.clock()
     async with services.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         if user_id != request.requester_id:
             raise NotRequester(request.requester_id)
-        rules.check_pending(request, now)
+        rules.check_pending(request, clicked_at or now)
         await record_finish(
             uow,
             request,
@@ -315,9 +343,12 @@ async def execute(services: Services, request: OperationRequest) -> None:
             else:
                 started = await services.vps.restore_backup(request.server.id, request.target_id)
         except VpsApiError as error:
-            async with services.uow() as uow:
-                audit_api_call(uow, services.clock(), request, "POST", path, error.status)
-                await uow.commit()
+            at, status = services.clock(), error.status
+
+            async def audit_failure(uow: UnitOfWork) -> None:
+                audit_api_call(uow, at, request, "POST", path, status)
+
+            await persist(services, audit_failure, f"the restore call of request #{request.id}")
             if error.outcome_unknown:
                 await reconcile(services, request, cause=error.detail)
             else:
@@ -330,14 +361,26 @@ async def execute(services: Services, request: OperationRequest) -> None:
                      "api_status": error.status},
                 )  # fmt: skip
             return
+        # Evidence, not the 200: the server itself has to be seen `restoring` (now, or by the
+        # tracker within policy.restore_seen_within) before the restore can be called done.
+        seen_restoring = await _server_restoring(services, request.server.id)
         now = services.clock()
-        async with services.uow() as uow:
+
+        async def record(uow: UnitOfWork) -> bool:
             audit_api_call(uow, now, request, "POST", path, 200)
-            await _mark_running(
-                services, uow, request, started.server.status == "restoring", started.message
-            )
-            await uow.commit()
+            return await _mark_running(services, uow, request, seen_restoring, started.message)
+
+        # retried while the database stalls: VPS.org is restoring, and that must be known
+        await persist(services, record, f"the answer to the restore of request #{request.id}")
         services.wake_outbox()
+
+
+async def _server_restoring(services: Services, server_id: int) -> bool:
+    """One read of the server right after the restore call; a failed read proves nothing."""
+    try:
+        return (await services.vps.get_server(server_id)).status == "restoring"
+    except VpsApiError:
+        return False
 
 
 async def _mark_running(
@@ -347,13 +390,21 @@ async def _mark_running(
     seen_restoring: bool,
     api_message: str,
 ) -> bool:
+    """Move an executing restore to `running`. A request that another instance meanwhile
+    marked needs_attention (it took this live call for a crashed one) is moved too: VPS.org's
+    answer is better evidence than that guess."""
     now = services.clock()
+    current = await uow.requests.lock(request.id)
+    if current is None or current.status not in (Status.EXECUTING, Status.NEEDS_ATTENTION):
+        return False
+    if current.status is Status.NEEDS_ATTENTION and current.action is not Action.RESTORE:
+        return False
     won = await uow.requests.transition(
         request.id,
-        Status.EXECUTING,
+        current.status,
         Status.RUNNING,
         at=now,
-        result=request.result
+        result=current.result
         | {"seen_restoring": seen_restoring, "api_message": api_message, "started_at": iso(now)},
         next_check_at=services.policy.next_tick(now),
         expires_at=now + services.policy.restore_for,
@@ -366,7 +417,7 @@ async def _mark_running(
             at=now,
             request_id=request.id,
             detail={
-                "from": "executing",
+                "from": current.status.value,
                 "to": "running",
                 "requester": request.requester_id,
                 "approvers": list(_approvers(request)),
@@ -397,9 +448,11 @@ async def reconcile(services: Services, request: OperationRequest, cause: str) -
         server_status = server.status
         status_text = f"VPS.org shows the server {server.status}"
     if server_status == "restoring":
-        async with services.uow() as uow:
-            await _mark_running(services, uow, request, True, "")
-            await uow.commit()
+
+        async def follow(uow: UnitOfWork) -> bool:
+            return await _mark_running(services, uow, request, True, "")
+
+        await persist(services, follow, f"the restore of request #{request.id}")
         services.wake_outbox()
         return
     await finish(

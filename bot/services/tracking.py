@@ -20,11 +20,17 @@ from bot.domain.model import (
     Snapshot,
     Status,
 )
-from bot.services import Services, restores
-from bot.services.operations import finish, iso, record_finish
+from bot.services import Policy, Services, restores
+from bot.services.operations import finish, iso, read_back_create, record_finish
 
 log = logging.getLogger(__name__)
 FAILED_SERVER_STATUSES = {"error", "failed"}
+# What VPS.org may say of an object it is still making (`in_progress` is documented; the others
+# are seen in the wild): keep following. Any other value but `completed` is a failure.
+STILL_WORKING = frozenset({IN_PROGRESS, "pending", "queued", "creating"})
+# A restore's server that cannot be read (a 404, an error) this many times in a row, over at
+# least policy.restore_seen_within, needs a person; one bad read proves nothing.
+MISSED_READS = 3
 LEASE = timedelta(seconds=15)  # a crashed instance's claims lapse within this
 CONCURRENT_CALLS = 10
 
@@ -45,32 +51,71 @@ class Verdict:
 
 
 def judge_restore(
-    request: OperationRequest, server: Server | None, now: datetime, interval: timedelta
+    request: OperationRequest, server: Server | None, now: datetime, policy: Policy
 ) -> Verdict:
-    """What the server's status says about a restore that VPS.org accepted."""
+    """What the server's status says about a restore that VPS.org accepted. Success needs
+    evidence: the server seen `restoring` after the call, then `running`."""
     if server is None:
         return Verdict(Status.FAILED, {"reason": "the server is no longer listed by VPS.org"})
     started = request.result.get("started_at")
-    elapsed = now - (datetime.fromisoformat(started) if isinstance(started, str) else now)
-    if server.status == "running":
-        # Only after the restore was seen under way: a read right after the 200 may still show
-        # the old status (spec, open question 5).
-        if request.result.get("seen_restoring") or elapsed >= 2 * interval:
-            took = int((now - request.updated_at).total_seconds())
-            return Verdict(
-                Status.SUCCEEDED,
-                {"took_seconds": int(elapsed.total_seconds()) or took, "finished_at": iso(now)},
-            )
-        return Verdict(None, {})
+    since = datetime.fromisoformat(started) if isinstance(started, str) else request.updated_at
+    elapsed = now - since
+    seen = bool(request.result.get("seen_restoring")) or server.status == "restoring"
+    if server.status == "running" and seen:
+        return Verdict(
+            Status.SUCCEEDED,
+            {"took_seconds": int(elapsed.total_seconds()), "finished_at": iso(now)},
+        )
     if server.status in FAILED_SERVER_STATUSES:
         return Verdict(Status.FAILED, {"reason": f"server status: {server.status}"})
+    if not seen and elapsed >= policy.restore_seen_within:
+        return Verdict(
+            Status.NEEDS_ATTENTION,
+            {
+                "reason": "VPS.org accepted the restore, but the server was never seen "
+                f"restoring (it is {server.status}). It may not have happened: check the "
+                "server before asking again"
+            },
+        )
     if request.expires_at is not None and now >= request.expires_at:
         return Verdict(
             Status.NEEDS_ATTENTION,
             {"reason": f"still {server.status} when the bot stopped following; outcome unknown"},
         )
-    seen: dict[str, object] = {"seen_restoring": True} if server.status == "restoring" else {}
-    return Verdict(None, seen)
+    return Verdict(None, {"seen_restoring": True} if seen else {})
+
+
+def _failures(request: OperationRequest) -> int:
+    found = request.result.get("poll_failures")
+    return found if isinstance(found, int) else 0
+
+
+def judge_unread(request: OperationRequest, why: str, now: datetime, policy: Policy) -> Verdict:
+    """A read that told nothing (an error, or a restore's server answering 404): keep following,
+    unless it has gone on too long to hope."""
+    failures = _failures(request) + 1
+    first = request.result.get("first_failure_at")
+    since = datetime.fromisoformat(first) if isinstance(first, str) else now
+    if (
+        request.action is Action.RESTORE
+        and failures >= MISSED_READS
+        and now - since >= policy.restore_seen_within
+    ):
+        return Verdict(
+            Status.NEEDS_ATTENTION,
+            {
+                "reason": f"the server could not be read {failures} times in a row over "
+                f"{int((now - since).total_seconds())} s ({why}); the restore may still be "
+                "running: check the server"
+            },
+        )
+    if request.expires_at is not None and now >= request.expires_at:
+        return Verdict(
+            Status.NEEDS_ATTENTION,
+            {"reason": f"could not be read when the bot stopped following ({why}); outcome "
+             "unknown"},
+        )  # fmt: skip
+    return Verdict(None, {})
 
 
 def judge(request: OperationRequest, found: Snapshot | Backup | None, now: datetime) -> Verdict:
@@ -87,7 +132,7 @@ def judge(request: OperationRequest, found: Snapshot | Backup | None, now: datet
                 "finished_at": iso(now),
             },
         )
-    if found.status != IN_PROGRESS:
+    if found.status not in STILL_WORKING:
         return Verdict(Status.FAILED, {"reason": f"status: {found.status}"})
     if request.expires_at is not None and now >= request.expires_at:
         return Verdict(
@@ -147,19 +192,26 @@ async def check_in_flight(services: Services, owner: str) -> CycleReport:
     backoff: list[OperationRequest] = []
     done: list[tuple[OperationRequest, Verdict]] = []
     for key, listing in zip(keys, listings, strict=True):
-        if isinstance(listing, VpsApiError):
+        unread = isinstance(listing, VpsApiError) or (listing is None and key[0] is None)
+        if unread:  # a failed read, or a restore's server answering 404
             report.failed_calls += 1
-            report.errors.append(f"server {key[1]}: {listing.detail}")
-            backoff.extend(groups[key])
+            why = listing.detail if isinstance(listing, VpsApiError) else "the server was not found"
+            report.errors.append(f"server {key[1]}: {why}")
+            for request in groups[key]:
+                verdict = judge_unread(request, why, now, services.policy)
+                if verdict.status is None:
+                    backoff.append(request)
+                else:
+                    done.append((request, verdict))
             continue
+        assert not isinstance(listing, VpsApiError)
         for request in groups[key]:
             if isinstance(listing, dict):
                 verdict = judge(request, listing.get(request.target_id or -1), now)
-            elif listing is None and key[0] is not None:
+            elif listing is None:
                 verdict = judge(request, None, now)
             else:
-                interval = services.policy.poll_interval
-                verdict = judge_restore(request, listing, now, interval)
+                verdict = judge_restore(request, listing, now, services.policy)
             if verdict.status is None:
                 keep.append((request, verdict.result))
             else:
@@ -173,21 +225,23 @@ async def check_in_flight(services: Services, owner: str) -> CycleReport:
             ):
                 report.finished += 1
         for request, seen in keep:
+            read_ok = {"poll_failures": 0, "first_failure_at": None}
             await uow.requests.change(
                 request.id,
-                result=request.result | seen,
+                result=request.result | seen | read_ok,
                 next_check_at=services.policy.next_tick(now),
                 lease_owner=None,
                 lease_until=None,
             )
         for request in backoff:
-            failures = int(str(request.result.get("poll_failures", 0))) + 1
+            failures = _failures(request) + 1
             policy = services.policy
             wait = min(policy.poll_interval * (2**failures), policy.max_poll_backoff)
+            first = request.result.get("first_failure_at") or iso(now)
             await uow.requests.change(
                 request.id,
                 next_check_at=policy.next_tick(now + wait - policy.poll_interval),
-                result=request.result | {"poll_failures": failures},
+                result=request.result | {"poll_failures": failures, "first_failure_at": first},
                 lease_owner=None,
                 lease_until=None,
             )
@@ -205,13 +259,20 @@ async def reconcile_stale(services: Services, owner: str) -> int:
     now = services.clock()
     async with services.uow() as uow:
         stale = await uow.requests.claim_due(
-            statuses={Status.EXECUTING}, now=now, owner=owner, lease=LEASE
+            statuses={Status.EXECUTING},
+            now=now,
+            owner=owner,
+            lease=LEASE,
+            # never this process's own live work, however late its lease renewals are
+            exclude=frozenset(services.inflight.executing),
         )
         await uow.commit()
     cause = "the bot stopped while it was sending this request"
     for request in stale:
         if request.action is Action.RESTORE:
             await restores.reconcile(services, request, cause=cause)
+        elif request.action is Action.CREATE and await read_back_create(services, request):
+            continue  # VPS.org lists it: followed from here
         else:
             await finish(
                 services,
@@ -224,7 +285,28 @@ async def reconcile_stale(services: Services, owner: str) -> int:
 
 
 async def cycle(services: Services, owner: str) -> CycleReport:
-    """Everything the tracker does at a tick: expire, reconcile, follow."""
+    """Everything the tracker does at a tick: expire, reconcile, follow, forget old replays."""
     await restores.expire_due(services)
+    await services.commands.forget_deliveries()
     await reconcile_stale(services, owner)
     return await check_in_flight(services, owner)
+
+
+async def read_back_lost_creates(services: Services) -> int:
+    """At start: creates left needs_attention with no object id (the bot stopped, or took
+    its own live call for a crashed one) within the follow window are looked up by name and,
+    when VPS.org lists them, followed. Returns how many were found."""
+    since = services.clock() - services.policy.follow_for
+    async with services.uow() as uow:
+        lost = [
+            r
+            for r in await uow.requests.in_status(Status.NEEDS_ATTENTION)
+            if r.action is Action.CREATE and r.target_id is None and r.created_at >= since
+        ]
+    found = 0
+    for request in lost:
+        try:
+            found += await read_back_create(services, request)
+        except Exception:  # one unreadable request must not stop the others, nor the start
+            log.exception("could not read back request #%d", request.id)
+    return found

@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-from slack_bolt.adapter.starlette.async_handler import AsyncSlackRequestHandler
-from slack_bolt.async_app import AsyncApp
+from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
+from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.response import BoltResponse
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -23,9 +29,11 @@ from bot.services import Services, operations, restores
 from bot.slack import ids
 from bot.slack.actions import action_listener, on_unknown_action
 from bot.slack.commands import acknowledge_then, command_listener
-from bot.slack.errors import handle_error
+from bot.slack.errors import ADMITTED, handle_error
 
 log = logging.getLogger(__name__)
+IDENTIFY_AT_START = 5.0  # seconds for auth.test when the bot starts (start is never blocked longer)
+IDENTIFY_ON_REQUEST = 2.0  # seconds for a retry while a request waits (Slack wants an ack in 3 s)
 
 
 def web_client(token: str, base_url: str) -> AsyncWebClient:
@@ -62,6 +70,191 @@ class SharedSession:
             self._session = None
 
 
+class Installation:
+    """The workspace (and Enterprise Grid organisation) the bot is installed in, as Slack's
+    `auth.test` names them: asked when the bot starts and, while unknown, again on a request
+    (callers that arrive during an attempt share its answer)."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self._client = client
+        self.team_id: str | None = None
+        self.enterprise_id: str | None = None
+        self._attempts = 0
+        self._lock: asyncio.Lock | None = None
+
+    @property
+    def known(self) -> bool:
+        return bool(self.team_id or self.enterprise_id)
+
+    async def identify(self, seconds: float) -> bool:
+        """True once the installation is known; an attempt takes at most `seconds` and never
+        raises (a failure is logged)."""
+        if self.known:
+            return True
+        self._lock = self._lock or asyncio.Lock()
+        attempts = self._attempts
+        async with self._lock:
+            if not self.known and self._attempts == attempts:  # else: take that attempt's answer
+                self._attempts += 1
+                await self._ask(seconds)
+        return self.known
+
+    async def _ask(self, seconds: float) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                answer = await self._client.auth_test()
+        except SlackApiError as error:
+            code = error.response.get("error", "") if error.response is not None else ""
+            log.warning("Slack refused auth.test (%s): check SLACK_BOT_TOKEN", _printable(code))
+            return
+        except Exception as error:  # Slack unreachable: requests are refused until it answers
+            log.warning("could not reach Slack for auth.test (%s)", type(error).__name__)
+            return
+        team, enterprise = answer.get("team_id"), answer.get("enterprise_id")
+        if not isinstance(team, str) or not isinstance(enterprise, str | None):
+            log.warning("auth.test named no workspace")
+            return
+        self.team_id, self.enterprise_id = team or None, enterprise or None
+        log.info("installed in Slack workspace %s", self.team_id or self.enterprise_id)
+
+    def admits(self, body: dict[str, Any], request: AsyncBoltRequest) -> bool:
+        """Every workspace id the payload carries (a command's `team_id`, a click's `team.id`
+        and `user.team_id`, and bolt's reading of them) is this installation's, and so is any
+        Enterprise Grid organisation it names. A payload that names no workspace is refused."""
+        teams, enterprises = _workspaces(body, request)
+        if enterprises and enterprises != {self.enterprise_id}:
+            return False
+        if self.team_id is None:  # an organisation-wide installation: its organisation only
+            return bool(enterprises)
+        return teams == {self.team_id}
+
+
+def _printable(value: object) -> str:
+    """An id or error code from Slack, for a log line (short, no spaces or control characters)."""
+    return re.sub(r"[^A-Za-z0-9_.-]", "?", str(value)[:40])
+
+
+def _ids(*values: object) -> set[str]:
+    return {value for value in values if isinstance(value, str) and value}
+
+
+def _workspaces(body: dict[str, Any], request: AsyncBoltRequest) -> tuple[set[str], set[str]]:
+    team, user, enterprise = body.get("team"), body.get("user"), body.get("enterprise")
+    teams = _ids(
+        body.get("team_id"),
+        team.get("id") if isinstance(team, dict) else team,
+        user.get("team_id") if isinstance(user, dict) else None,
+        request.context.team_id,
+    )
+    enterprises = _ids(
+        body.get("enterprise_id"),
+        enterprise.get("id") if isinstance(enterprise, dict) else enterprise,
+        request.context.enterprise_id,
+    )
+    return teams, enterprises
+
+
+# The payload fields the listeners read: objects where Slack sends objects, strings where it
+# sends strings. Anything else is refused before bolt matches a listener.
+_OBJECTS = ("user", "team", "enterprise", "channel", "container")
+_STRINGS = ("type", "response_url", "team_id", "enterprise_id", "user_id", "channel_id", "command")
+
+
+def shape_problem(body: object) -> str | None:
+    """Why `body` is not shaped like a slash command or a button click, or None."""
+    if not isinstance(body, dict):
+        return "the payload is not an object"
+    for name in _OBJECTS:
+        value = body.get(name)
+        if value is not None and not isinstance(value, dict):
+            return f"{name} is not an object"
+        if isinstance(value, dict) and not isinstance(value.get("id", ""), str | None):
+            return f"{name}.id is not a string"
+    for name in _STRINGS:
+        if not isinstance(body.get(name, ""), str | None):
+            return f"{name} is not a string"
+    if "actions" in body:
+        actions = body["actions"]
+        if not isinstance(actions, list) or not actions:
+            return "actions is not a list of actions"
+        if not all(isinstance(a, dict) and isinstance(a.get("action_id"), str) for a in actions):
+            return "an action is not an object with an action_id"
+    return None
+
+
+def _what(body: dict[str, Any]) -> str:
+    """The command or the button a refused request was for, for its audit row."""
+    actions = body.get("actions")
+    if isinstance(actions, list) and actions and isinstance(actions[0], dict):
+        return str(actions[0].get("action_id", ""))
+    return str(body.get("command") or body.get("type") or "")
+
+
+class Gate(AsyncMiddleware):
+    """Bolt's global middleware right after signature verification and before authorisation
+    (`before_authorize`), for HTTP and Socket Mode alike: a payload of the wrong shape is a
+    400; a request from another workspace is a 403, audited, and nothing is sent to Slack
+    (not even to its response_url); while the installation is unknown every request is
+    refused (503). A request let through is marked ADMITTED, the only kind the error handler
+    answers."""
+
+    def __init__(self, installation: Installation, services: Services) -> None:
+        self.installation = installation
+        self.services = services
+
+    async def async_process(
+        self,
+        *,
+        req: AsyncBoltRequest,
+        resp: BoltResponse,
+        next: Callable[[], Awaitable[BoltResponse]],  # bolt calls it by this name
+    ) -> BoltResponse:
+        body = req.body
+        problem = shape_problem(body)
+        if problem is not None:
+            log.warning("refused a malformed Slack payload: %s", problem)
+            return BoltResponse(status=400, body="malformed Slack request")
+        if not await self.installation.identify(IDENTIFY_ON_REQUEST):
+            log.warning("refused a Slack request: the bot's own workspace is not known yet")
+            await self._audit(req, body, "WorkspaceUnknown")
+            return BoltResponse(status=503, body="vpsbot cannot confirm its Slack workspace yet")
+        if not self.installation.admits(body, req):
+            teams, enterprises = _workspaces(body, req)
+            named = ", ".join(_printable(i) for i in sorted(teams | enterprises)[:4]) or "none"
+            log.warning("refused a request from another Slack workspace (%s)", named)
+            await self._audit(req, body, "ForeignWorkspace")
+            return BoltResponse(status=403, body="vpsbot is not installed in that workspace")
+        req.context[ADMITTED] = True
+        return await next()
+
+    async def _audit(self, req: AsyncBoltRequest, body: dict[str, Any], reason: str) -> None:
+        teams, enterprises = _workspaces(body, req)
+        try:
+            await self.services.commands.refused_request(
+                str(req.context.user_id or ""),
+                str(req.context.channel_id or ""),
+                _what(body),
+                reason,
+                team_id=",".join(sorted(teams)),
+                enterprise_id=",".join(sorted(enterprises)),
+            )
+        except Exception as error:  # the refusal stands; the audit row is what is lost
+            log.error("could not audit a refused request: %s", type(error).__name__)
+
+
+# What build_app made for each app: its gate (with the installation) and its request verifier.
+_parts: weakref.WeakKeyDictionary[AsyncApp, tuple[Gate, SignatureVerifier | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def identify(app: AsyncApp) -> bool:
+    """Ask Slack (auth.test) which workspace `app` is installed in; called when the bot starts.
+    A failure is logged and retried on the next request (refused until Slack answers)."""
+    gate, _ = _parts[app]
+    return await gate.installation.identify(IDENTIFY_AT_START)
+
+
 def register(app: AsyncApp, services: Services) -> None:
     """Every listener the bot has, in one screen. Each acks at once and starts its work as a
     task of its own (`acknowledge_then`), so an ack never waits behind other requests' work."""
@@ -81,32 +274,71 @@ def register(app: AsyncApp, services: Services) -> None:
 
 
 def build_app(services: Services, *, bot_token: str, signing_secret: str, api_url: str) -> AsyncApp:
+    client = web_client(bot_token, api_url)
+    gate = Gate(Installation(client), services)
     app = AsyncApp(
         signing_secret=signing_secret,
-        client=web_client(bot_token, api_url),
+        client=client,
         name="vpsbot",
         # listeners only ack and start their work: the ack is answered as the listener returns
         process_before_response=True,
+        before_authorize=gate,  # before bolt's own auth.test: a foreign request sends nothing
     )
     register(app, services)
+    # no secret (Socket Mode): nothing can be verified, so /slack/events refuses everything
+    _parts[app] = (gate, SignatureVerifier(signing_secret) if signing_secret else None)
     return app
 
 
+MAX_TIMESTAMP_DIGITS = 12  # Slack's are 10; int() of a huge digit string raises
+
+
+def _signed(verifier: SignatureVerifier | None, body: bytes, headers: Any) -> bool:
+    """slack_sdk's verification, for a request whose headers are shaped as Slack sends them:
+    an ASCII-digit timestamp and an ASCII signature (slack_sdk would raise, not refuse, on a
+    float or a non-ASCII one, and bolt's error handler would then run for an unsigned request).
+    A body that is not UTF-8 cannot carry a Slack signature."""
+    stamp = headers.get("x-slack-request-timestamp", "")
+    signature = headers.get("x-slack-signature", "")
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= MAX_TIMESTAMP_DIGITS):
+        return False
+    if verifier is None or not (signature and signature.isascii()):
+        return False
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return verifier.is_valid_request(
+        text, {"x-slack-request-timestamp": stamp, "x-slack-signature": signature}
+    )
+
+
 def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
-    """`POST /slack/events`: bolt verifies the signature before any listener runs.
+    """`POST /slack/events`: the signature is verified (slack_sdk's verifier) before bolt sees
+    the request, so nothing runs for an unsigned one, not even bolt's error handler; bolt then
+    verifies it again, as it always does.
 
     Slack sends slash commands and button clicks form-encoded; anything else is refused before
-    bolt sees it, and a body bolt cannot parse is a 400, never a stack trace."""
-    handler = AsyncSlackRequestHandler(app)
+    bolt sees it, and a body bolt cannot parse or of the wrong shape is a 400, never a stack
+    trace."""
+    _, verifier = _parts[app]
 
     async def slack_events(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind != "application/x-www-form-urlencoded":
             return PlainTextResponse("expected a form-encoded Slack request", 415)
+        body = await request.body()
+        if not _signed(verifier, body, request.headers):
+            return PlainTextResponse("invalid request", 401)
         try:
-            return await handler.handle(request)
+            bolt_request = to_async_bolt_request(request, body)
         except Exception as error:  # a malformed payload that bolt could not parse
             log.warning("refused an unparsable Slack request: %s", type(error).__name__)
             return PlainTextResponse("malformed Slack request", 400)
+        problem = shape_problem(bolt_request.body)
+        if problem is not None:
+            log.warning("refused a malformed Slack payload: %s", problem)
+            return PlainTextResponse("malformed Slack request", 400)
+        return to_starlette_response(await app.async_dispatch(bolt_request))
 
     return slack_events

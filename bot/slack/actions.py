@@ -3,38 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any
 
 from bot.domain.errors import NotAllowed, UnknownRequest
 from bot.domain.operations import parse_id
 from bot.logs import new_request_id
 from bot.services import Services
+from bot.slack.commands import Arrival
 from bot.slack.replies import Reply
 
-# A decision: (services, user_id, request_id, channel_id) -> anything.
-Decision = Callable[[Services, str, int, str], Awaitable[object]]
+# A decision: (services, user_id, request_id, channel_id, clicked_at) -> anything.
+Decision = Callable[[Services, str, int, str, datetime], Awaitable[object]]
+
+
+def _object(value: object) -> dict[str, Any]:
+    """A payload field Slack sends as an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
 
 
 def _channel(body: dict[str, Any]) -> str:
-    channel = body.get("channel") or {}
-    container = body.get("container") or {}
+    channel = _object(body.get("channel"))
+    container = _object(body.get("container"))
     return str(channel.get("id") or container.get("channel_id") or "")
 
 
+def _user(body: dict[str, Any]) -> str:
+    return str(_object(body.get("user")).get("id") or "")
+
+
+def _response_url(body: dict[str, Any]) -> str | None:
+    url = body.get("response_url")
+    return url if isinstance(url, str) else None
+
+
+def _first_action(body: dict[str, Any]) -> dict[str, Any]:
+    actions = body.get("actions")
+    return _object(actions[0]) if isinstance(actions, list) and actions else {}
+
+
 def action_listener(decide: Decision, services: Services) -> Any:
-    async def on_action(body: dict[str, Any], client: Any) -> None:
+    async def on_action(body: dict[str, Any], client: Any, arrival: Arrival) -> None:
         new_request_id()
-        user_id = str((body.get("user") or {}).get("id", ""))
+        user_id = _user(body)
         channel_id = _channel(body)
-        reply = Reply(body.get("response_url"), client, channel_id, user_id)
-        actions = body.get("actions") or [{}]
-        action_id = str(actions[0].get("action_id", ""))
-        async with services.inflight.hold():
+        reply = Reply(_response_url(body), client, channel_id, user_id)
+        action = _first_action(body)
+        action_id = str(action.get("action_id", ""))
+        # clicks have turns of their own: an Approve never waits behind slow lists
+        async with services.inflight.hold(lane="click"):
             try:
-                request_id = parse_id(str(actions[0].get("value", "")))
+                request_id = parse_id(str(action.get("value", "")))
                 if request_id is None or not user_id:
                     raise UnknownRequest("That button does not name a request.")
-                await decide(services, user_id, request_id, channel_id)
+                if not await services.commands.first_delivery(
+                    arrival.key, user_id, channel_id, action_id
+                ):
+                    return  # a retry or a replay of this very click
+                await decide(services, user_id, request_id, channel_id, arrival.at)
             except Exception as error:
                 if isinstance(error, NotAllowed):
                     await services.commands.refused(user_id, channel_id, action_id, error)
@@ -44,8 +70,7 @@ def action_listener(decide: Decision, services: Services) -> Any:
     return on_action
 
 
-async def on_unknown_action(body: dict[str, Any], client: Any) -> None:
+async def on_unknown_action(body: dict[str, Any], client: Any, arrival: Arrival) -> None:
     """A button vpsbot does not know (an old message, a forged payload): refuse, change nothing."""
-    user_id = str((body.get("user") or {}).get("id", ""))
-    reply = Reply(body.get("response_url"), client, _channel(body), user_id)
+    reply = Reply(_response_url(body), client, _channel(body), _user(body))
     await reply.fail(UnknownRequest("That button is not one vpsbot knows; nothing was done."))

@@ -57,9 +57,14 @@ def clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+# U+02CB MODIFIER LETTER GRAVE ACCENT: reads as a backtick, but opens and closes no code span.
+BACKTICK_STAND_IN = "\u02cb"
+
+
 def safe(text: str, limit: int = 200) -> str:
-    """Clip, then escape: user and API text ready for mrkdwn."""
-    return escape(clip(text, limit))
+    """Clip, then escape: user and API text ready for mrkdwn, inside a `code span` too (a
+    backtick in it becomes a look-alike, so it can neither end the span nor open one)."""
+    return escape(clip(text, limit)).replace("`", BACKTICK_STAND_IN)
 
 
 def size(mb: int | None) -> str:
@@ -125,8 +130,9 @@ def header(text: str) -> Block:
 
 
 def _snapshot_line(snapshot: Snapshot, now: datetime) -> str:
+    name = f"*{safe(snapshot.name, 100)}*" if snapshot.name.strip() else "_unnamed_"
     lines = [
-        f"*{safe(snapshot.name, 100)}* · id `{snapshot.id}` · {status_label(snapshot.status)}",
+        f"{name} · id `{snapshot.id}` · {status_label(snapshot.status)}",
         f"{size(snapshot.size_mb)} · taken {ago(snapshot.created_at, now)}, "
         f"{when(snapshot.created_at)}",
     ]
@@ -191,7 +197,10 @@ def _listing(
     if count > MAX_LISTED:
         notes.append(f"Showing {MAX_LISTED} of {count}. {narrow_hint}")
     if partial:
-        notes.append("VPS.org said it holds more than it returned: this list may be incomplete.")
+        notes.append(
+            "This list may be incomplete: VPS.org holds more than it returned, or returned "
+            "some that vpsbot could not read."
+        )
     if notes:
         blocks.append(context(" ".join(notes)))
     plain_heading = f"{title} of {safe(server.name, 100)} ({server.id})" if server else title
@@ -573,4 +582,59 @@ NOTICES = {
 
 def notice_message(event: str) -> Message:
     text = NOTICES.get(event, f"vpsbot notice: {safe(event, 100)}")
+    return Message(clip(text, 300), [section(text)])
+
+
+# -- the request's card could not be posted: tell the requester how to fix it ---------------------
+
+# Slack's error -> what to do: (when the request was cancelled, when it goes on regardless)
+_INVITE = (
+    "Invite it with `/invite @vpsbot` and ask again.",
+    "Invite it with `/invite @vpsbot` so the channel hears about the next one.",
+)
+_ARCHIVED = (
+    "The channel is archived: ask again in another channel.",
+    "The channel is archived: use another channel next time.",
+)
+_CHANNEL_FIXES = {
+    "is_archived": _ARCHIVED,
+    "channel_is_archived": _ARCHIVED,
+    "restricted_action": (
+        "This workspace does not let vpsbot post there: ask a Slack admin, or ask again in "
+        "another channel.",
+        "This workspace does not let vpsbot post there: ask a Slack admin, or use another "
+        "channel next time.",
+    ),
+}
+
+
+def card_not_posted_message(
+    request: OperationRequest, slack_error: str, *, cancelled: bool, direct: bool
+) -> Message:
+    """To the requester (ephemeral in the channel, or `direct` in a DM naming the channel) when
+    Slack refused the request's card there: `cancelled` when nothing was done, else the
+    operation goes on without the channel being told."""
+    where = f"<#{escape(request.channel_id)}>" if direct else "this channel"
+    if_cancelled, if_going_on = _CHANNEL_FIXES.get(slack_error, _INVITE)
+    what = f"{request.action.value} {_what(request)} on {_on(request)}"
+    head = f":warning: vpsbot could not post in {where} ({safe(slack_error, 60)})."
+    if cancelled:
+        text = (
+            f"{head} {if_cancelled} Nothing was changed: your request #{request.id} ({what}) "
+            "was *cancelled*, since nobody there could see it."
+        )
+    else:
+        if request.status in (Status.APPROVED, Status.EXECUTING, Status.RUNNING):
+            later = (
+                " You will get a DM when it is done."
+                if request.action in (Action.CREATE, Action.RESTORE)
+                else ""
+            )
+            going = f"it is already under way at VPS.org and goes on.{later}"
+        else:
+            going = f"it went ahead at VPS.org all the same and is now *{request.status.value}*."
+        text = (
+            f"{head} The channel was not told about your request #{request.id} ({what}); "
+            f"{going} {if_going_on}"
+        )
     return Message(clip(text, 300), [section(text)])

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from bot.domain.errors import Busy
@@ -53,17 +57,34 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             return None
 
 
-Work = Callable[[dict[str, Any], Any], Coroutine[Any, Any, None]]
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """A Slack request as it arrived: its identity (for replays) and the moment of the ack."""
+
+    key: str
+    at: datetime
+
+
+def identity(request: Any, body: dict[str, Any]) -> str:
+    """A hash of the signed body: a retry or replay of one request (by Slack, a load balancer,
+    anyone holding a copy) carries the very same body; two real requests never do (each has
+    its own trigger_id and response_url). Socket Mode has no raw body: its payload, sorted."""
+    raw = getattr(request, "raw_body", "") or json.dumps(body, sort_keys=True, default=str)
+    return "b:" + hashlib.sha256(raw.encode()).hexdigest()
+
+
+Work = Callable[[dict[str, Any], Any, Arrival], Coroutine[Any, Any, None]]
 
 
 def acknowledge_then(work: Work, services: Services) -> Callable[..., Awaitable[None]]:
-    """A listener that answers Slack at once and starts `work(body, client)` as a task
-    of its own. (Not bolt's lazy listeners: they deep-copy the whole request before the ack is
-    sent, which cost a quarter of the CPU of a loaded instance and delayed every ack.)"""
+    """A listener that answers Slack at once and starts `work(body, client, arrival)` as a
+    task of its own. (Not bolt's lazy listeners: they deep-copy the whole request before the
+    ack is sent, which cost a quarter of the CPU of a loaded instance and delayed every ack.)"""
 
-    async def listener(ack: Any, body: dict[str, Any], client: Any) -> None:
+    async def listener(ack: Any, body: dict[str, Any], client: Any, request: Any) -> None:
+        arrival = Arrival(identity(request, body), services.clock())
         await ack()
-        services.inflight.start(work(body, client))
+        services.inflight.start(work(body, client, arrival))
 
     listener.__name__ = f"ack_then_{getattr(work, '__name__', 'work')}"
     return listener
@@ -72,7 +93,7 @@ def acknowledge_then(work: Work, services: Services) -> Callable[..., Awaitable[
 def command_listener(kind: Kind, services: Services) -> Any:
     """The work of a slash command, started after the ack (`acknowledge_then`)."""
 
-    async def on_command(command: dict[str, Any], client: Any) -> None:
+    async def on_command(command: dict[str, Any], client: Any, arrival: Arrival) -> None:
         new_request_id()
         invocation = Invocation(
             user_id=str(command.get("user_id", "")),
@@ -86,8 +107,12 @@ def command_listener(kind: Kind, services: Services) -> Any:
         actor = Actor(invocation.user_id, invocation.channel_id)
         admitted = not services.inflight.full  # decided at arrival, before waiting for a turn
         # a "busy" answer must not queue behind the work it was refused for
-        async with services.inflight.hold(quick=not admitted):
+        async with services.inflight.hold(lane="work" if admitted else "busy"):
             try:
+                if admitted and not await services.commands.first_delivery(
+                    arrival.key, invocation.user_id, invocation.channel_id, invocation.command
+                ):
+                    return  # a retry or a replay: the first delivery is answered, not this one
                 async with services.commands.recording(invocation):
                     if not admitted:
                         raise Busy("vpsbot is handling many requests right now.")

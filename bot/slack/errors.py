@@ -21,6 +21,9 @@ from bot.domain.errors import (
 from bot.slack.blocks import Message, error_message, safe, user
 
 log = logging.getLogger(__name__)
+# Set in bolt's context by the gate (bot/slack/__init__.py), which runs after bolt verified the
+# request and only for the bot's own workspace: the error handler answers no other request.
+ADMITTED = "vpsbot_admitted"
 
 
 def _api_error_text(error: VpsApiError) -> str:
@@ -86,12 +89,14 @@ def log_error(error: Exception) -> None:
         log.error("listener failed", exc_info=error)
 
 
-async def handle_error(error: Exception, body: dict[str, Any], respond: Any) -> None:
+async def handle_error(error: Exception, context: Any, respond: Any) -> None:
     """Bolt's @app.error handler, for anything that fails before a listener could ack.
     (After `ack()` the listeners answer themselves: bolt's async runner drops the HTTP
-    response when a listener fails right after acking.)"""
+    response when a listener fails right after acking.) It answers only a request that was
+    verified and is from the bot's workspace: the response_url of any other is not Slack's
+    to trust, so it is never posted to."""
     log_error(error)
-    if respond is not None:
+    if respond is not None and context is not None and context.get(ADMITTED) is True:
         try:
             await respond(
                 response_type="ephemeral", replace_original=False, **describe(error).as_kwargs()

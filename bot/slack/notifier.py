@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import aiohttp
@@ -12,6 +13,8 @@ from bot.domain.model import OperationRequest
 from bot.services.ports import Clock, Delivery, DeliveryError
 from bot.slack import blocks
 
+log = logging.getLogger(__name__)
+
 # Web API errors worth trying again later; any other error is final for that message.
 RETRYABLE = {
     "ratelimited",
@@ -20,6 +23,16 @@ RETRYABLE = {
     "service_unavailable",
     "request_timeout",
 }
+
+
+def slack_error_code(error: SlackApiError) -> str:
+    """Slack's error code (`not_in_channel`…), "" when the answer carried none."""
+    return str(error.response.get("error", "") or "") if error.response is not None else ""
+
+
+def is_retryable(error: SlackApiError) -> bool:
+    status = error.response.status_code if error.response is not None else 0
+    return slack_error_code(error) in RETRYABLE or status == 429 or status >= 500
 
 
 class SlackNotifier:
@@ -37,10 +50,11 @@ class SlackNotifier:
                 raise DeliveryError("the request behind this message is gone", retryable=False)
             return await self._send(kind, payload, request)
         except SlackApiError as error:
-            code = str(error.response.get("error", "")) if error.response else ""
+            code = slack_error_code(error)
             status = error.response.status_code if error.response is not None else 0
-            retryable = code in RETRYABLE or status == 429 or status >= 500
-            raise DeliveryError(f"Slack said {code or status}", retryable=retryable) from None
+            raise DeliveryError(
+                f"Slack said {code or status}", retryable=is_retryable(error), code=code
+            ) from None
         except (aiohttp.ClientError, TimeoutError, OSError) as error:
             raise DeliveryError(
                 f"Slack unreachable: {type(error).__name__}", retryable=True
@@ -57,6 +71,8 @@ class SlackNotifier:
     ) -> Delivery:
         now = self._clock()
         channel = request.channel_id
+        if kind == "tell_requester":
+            return await self._tell_requester(payload, request)
         if kind == "dm":
             message = blocks.outcome_message(request, now, direct=True)
             opened = await self._client.conversations_open(users=str(payload["user"]))
@@ -78,3 +94,33 @@ class SlackNotifier:
         # "post", or an update whose original message never made it: post it now.
         posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
         return Delivery(channel, posted.get("ts"))
+
+    async def _tell_requester(self, payload: dict[str, Any], request: OperationRequest) -> Delivery:
+        """The request's card could not be posted: tell the requester why and what to do.
+        Ephemeral in the channel when `ephemeral` (Slack refuses that too when the bot is not
+        in the channel), else, or then, in a DM."""
+        person = str(payload.get("user") or request.requester_id)
+        code = str(payload.get("slack_error", ""))
+        cancelled = bool(payload.get("cancelled"))
+        if payload.get("ephemeral"):
+            message = blocks.card_not_posted_message(
+                request, code, cancelled=cancelled, direct=False
+            )
+            try:
+                posted = await self._client.chat_postEphemeral(
+                    channel=request.channel_id, user=person, **message.as_kwargs()
+                )
+                return Delivery(request.channel_id, posted.get("message_ts"))
+            except SlackApiError as error:
+                if is_retryable(error):
+                    raise
+                log.info(
+                    "request %d: ephemeral refused (%s); telling the requester by DM",
+                    request.id,
+                    slack_error_code(error) or "no error code",
+                )
+        message = blocks.card_not_posted_message(request, code, cancelled=cancelled, direct=True)
+        opened = await self._client.conversations_open(users=person)
+        dm = opened["channel"]["id"]
+        posted = await self._client.chat_postMessage(channel=dm, **message.as_kwargs())
+        return Delivery(dm, posted.get("ts"))

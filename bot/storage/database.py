@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 MIGRATIONS = Path(__file__).parent / "migrations"
 # Any constant works; it only has to be the same for every instance of the bot.
 _MIGRATION_LOCK = 0x7B5B07
+PING_TIMEOUT = 1.5  # seconds: /healthz answers within 2 s whatever holds the database
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -75,7 +76,21 @@ class Database:
                 )
             await conn.run_sync(_upgrade)
 
+    _pinging: asyncio.Task[bool] | None = None  # the ping under way, if one is
+
     async def ping(self) -> bool:
+        """Whether the database answers within PING_TIMEOUT seconds, the wait for a pooled
+        connection included (SQLite has one, and a lock held by another process is waited
+        for up to busy_timeout, 10 s). A ping that has not answered in time goes on in the
+        background; the next pings wait for that one instead of starting more."""
+        if self._pinging is None or self._pinging.done():
+            self._pinging = asyncio.create_task(self._select_one())
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._pinging), PING_TIMEOUT)
+        except TimeoutError:
+            return False
+
+    async def _select_one(self) -> bool:
         try:
             async with self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))

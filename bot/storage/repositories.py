@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, exists, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -15,7 +15,13 @@ from sqlalchemy.orm import aliased
 from bot.domain.approvals import Vote
 from bot.domain.errors import AlreadyVoted, RestoreUnderWay
 from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
-from bot.storage.tables import ApprovalRecord, AuditRecord, OutboxRecord, RequestRecord
+from bot.storage.tables import (
+    ApprovalRecord,
+    AuditRecord,
+    OutboxRecord,
+    RequestRecord,
+    SlackDelivery,
+)
 
 
 class AuditRepository:
@@ -202,6 +208,7 @@ class RequestRepository:
         lease: timedelta,
         limit: int = 5000,
         expired_before: datetime | None = None,
+        exclude: Collection[int] = (),
     ) -> list[OperationRequest]:
         """Lease the requests in `statuses` that are due and not leased by a live owner
         (and, with `expired_before`, only those whose expires_at has passed).
@@ -220,6 +227,8 @@ class RequestRepository:
         )
         if expired_before is not None:
             query = query.where(RequestRecord.expires_at <= expired_before)
+        if exclude:
+            query = query.where(RequestRecord.id.not_in(list(exclude)))
         records = (await self._session.scalars(query)).all()
         for record in records:
             record.lease_owner = owner
@@ -397,3 +406,26 @@ class ApprovalRepository:
             Vote(r.voter_id, r.decision, r.created_at)
             for r in (await self._session.scalars(query)).all()
         ]
+
+
+class DeliveryRepository:
+    """The identities of the Slack requests acted on; the primary key decides the first."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def first_time(self, key: str, *, at: datetime) -> bool:
+        """Record `key`; False if it was recorded before (by this or any other instance).
+        On PostgreSQL a concurrent insert of the same key waits for the first to commit."""
+        try:
+            async with self._session.begin_nested():
+                self._session.add(SlackDelivery(key=key, created_at=at))
+        except IntegrityError:
+            return False
+        return True
+
+    async def forget_before(self, moment: datetime) -> int:
+        result = await self._session.execute(
+            delete(SlackDelivery).where(SlackDelivery.created_at < moment)
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.storage.repositories import (
     ApprovalRepository,
     AuditRepository,
+    DeliveryRepository,
     OutboxRepository,
     RequestRepository,
 )
@@ -21,6 +22,7 @@ class SqlUnitOfWork:
     requests: RequestRepository
     outbox: OutboxRepository
     approvals: ApprovalRepository
+    deliveries: DeliveryRepository
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self._sessions = sessions
@@ -32,6 +34,7 @@ class SqlUnitOfWork:
         self.requests = RequestRepository(self._session)
         self.outbox = OutboxRepository(self._session)
         self.approvals = ApprovalRepository(self._session)
+        self.deliveries = DeliveryRepository(self._session)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

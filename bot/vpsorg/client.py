@@ -3,14 +3,21 @@
 Reads (GET) go through a retrying transport: connection errors, 429 (honouring Retry-After up
 to a cap) and 5xx are retried with capped backoff. Writes (POST, DELETE) are sent once and never
 retried: a restore or delete that is sent twice can destroy data.
+
+The configured timeout is a deadline for the whole call (connecting, retries, the answer's
+headers and its body), not per read: an answer trickled a byte at a time still ends on time. An
+answer larger than MAX_BODY is refused without being read whole. Listings are parsed one object
+at a time: an object vpsbot cannot read is skipped (and logged) instead of failing the whole list,
+unless none can be read.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Mapping
-from typing import Any, Self
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, Self, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -27,7 +34,9 @@ from bot.domain.model import (
     Started,
 )
 from bot.vpsorg import schemas
-from bot.vpsorg.errors import error_from_exception, error_from_response
+from bot.vpsorg.errors import error_from_exception, error_from_response, scrub
+
+log = logging.getLogger(__name__)
 
 
 def httpx_timeout(seconds: float) -> httpx.Timeout:
@@ -35,9 +44,23 @@ def httpx_timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(seconds, 5.0))
 
 
+def call_deadline(timeout: httpx.Timeout | float | None) -> float | None:
+    """The seconds a whole call may take: the longest of the timeout's parts."""
+    if isinstance(timeout, httpx.Timeout):
+        parts = [t for t in (timeout.connect, timeout.read, timeout.write, timeout.pool) if t]
+        return max(parts) if parts else None
+    return timeout
+
+
 DEFAULT_TIMEOUT = httpx_timeout(10.0)
 MAX_PAGES = 50
 MAX_CONCURRENT = 16
+MAX_BODY = 10 * 1024 * 1024  # bytes; VPS.org's largest documented answer is a few kB a page
+# A GET's retries may sleep at most this share of its deadline in all, so a 5xx that is retried
+# is still reported as what it was rather than as a time-out.
+RETRY_SHARE = 0.5
+
+T = TypeVar("T")
 
 
 def read_retry(*, backoff_factor: float = 0.25, max_wait: float = 3.0) -> Retry:
@@ -75,6 +98,9 @@ class VpsClient:
         # whose queue handling is quadratic in waiting requests, never holds a long queue.
         self._gate = asyncio.Semaphore(MAX_CONCURRENT)
         self._base = httpx.URL(base_url.rstrip("/") + "/")
+        self._secrets = (token,)
+        self._deadline = call_deadline(timeout)
+        self._retry = retry or read_retry()
         self._http = httpx.AsyncClient(
             base_url=self._base,
             headers={
@@ -84,7 +110,7 @@ class VpsClient:
                 "User-Agent": "vpsbot",
             },
             timeout=timeout,
-            transport=RetryTransport(transport=inner, retry=retry or read_retry()),
+            transport=RetryTransport(transport=inner, retry=self._retry),
             follow_redirects=False,
         )
 
@@ -101,8 +127,7 @@ class VpsClient:
 
     async def list_servers(self) -> Listing[Server]:
         pages = await self._list("servers/", {})
-        items = (self._one(schemas.ServerIn, raw, "GET", "/servers/") for raw in pages.items)
-        return Listing(tuple(item.to_domain() for item in items), pages.partial)
+        return self._usable(pages, schemas.ServerIn, "servers", lambda item: item.to_domain())
 
     async def get_server(self, server_id: int) -> Server:
         body = await self._request("GET", f"servers/{server_id}/")
@@ -113,8 +138,7 @@ class VpsClient:
     async def list_snapshots(self, server_id: int | None = None) -> Listing[Snapshot]:
         params = {} if server_id is None else {"server_id": str(server_id)}
         pages = await self._list("snapshots/", params)
-        items = (self._one(schemas.SnapshotIn, raw, "GET", "/snapshots/") for raw in pages.items)
-        return Listing(tuple(item.to_domain() for item in items), pages.partial)
+        return self._usable(pages, schemas.SnapshotIn, "snapshots", lambda item: item.to_domain())
 
     async def create_snapshot(
         self, server_id: int, name: str, description: str = ""
@@ -124,13 +148,13 @@ class VpsClient:
             payload["description"] = description
         body = await self._request("POST", "snapshots/", payload)
         created = self._one(schemas.SnapshotIn, body, "POST", "snapshots/")
-        return Started(created.to_domain(), created.message or "")
+        return Started(created.to_domain(), self._scrub(created.message or ""))
 
     async def restore_snapshot(self, snapshot_id: int) -> RestoreStarted:
         path = f"snapshots/{snapshot_id}/restore/"
         body = await self._request("POST", path)
         accepted = self._one(schemas.RestoreIn, body, "POST", path)
-        return RestoreStarted(accepted.server.to_domain(), accepted.message)
+        return RestoreStarted(accepted.server.to_domain(), self._scrub(accepted.message))
 
     async def delete_snapshot(self, snapshot_id: int) -> None:
         await self._request("DELETE", f"snapshots/{snapshot_id}/")
@@ -146,8 +170,7 @@ class VpsClient:
         if backup_type is not None:
             params["backup_type"] = backup_type.value
         pages = await self._list("backups/", params)
-        items = (self._one(schemas.BackupIn, raw, "GET", "/backups/") for raw in pages.items)
-        return Listing(tuple(item.to_domain() for item in items), pages.partial)
+        return self._usable(pages, schemas.BackupIn, "backups", lambda item: item.to_domain())
 
     async def create_backup(self, server_id: int, description: str = "") -> Started[Backup]:
         payload: dict[str, Any] = {"server_id": server_id}
@@ -155,7 +178,7 @@ class VpsClient:
             payload["description"] = description
         body = await self._request("POST", "backups/", payload)
         created = self._one(schemas.BackupIn, body, "POST", "backups/")
-        return Started(created.to_domain(), created.message or "")
+        return Started(created.to_domain(), self._scrub(created.message or ""))
 
     async def restore_backup(self, server_id: int, backup_id: int) -> RestoreStarted:
         path = f"servers/{server_id}/restore/"
@@ -165,7 +188,7 @@ class VpsClient:
             accepted = schemas.parse(schemas.RestoreIn, body)
         except schemas.SchemaError:
             return RestoreStarted(Server(server_id, "", "restoring"), "")
-        return RestoreStarted(accepted.server.to_domain(), accepted.message)
+        return RestoreStarted(accepted.server.to_domain(), self._scrub(accepted.message))
 
     async def delete_backup(self, backup_id: int) -> None:
         await self._request("DELETE", f"backups/{backup_id}/")
@@ -179,25 +202,76 @@ class VpsClient:
         payload: Mapping[str, Any] | None = None,
         params: Mapping[str, str] | None = None,
     ) -> Any:
-        """Send one request; return the decoded JSON (None for an empty 2xx body)."""
-        try:
-            async with self._gate:
-                response = await self._http.request(method, path, json=payload, params=params)
-        except httpx.HTTPError as exc:
-            raise error_from_exception(exc, method, "/" + path) from None
+        """Send one request; return the decoded JSON (None for an empty 2xx body).
+
+        The deadline starts once the call holds its place among the MAX_CONCURRENT in flight: a
+        write that waited its turn and was never sent is not an unknown outcome.
+        """
+        where = "/" + path
+        async with self._gate:
+            try:
+                async with asyncio.timeout(self._deadline):
+                    response, content = await self._exchange(method, path, payload, params)
+            except (httpx.HTTPError, TimeoutError) as exc:
+                raise error_from_exception(exc, method, where) from None
         if not response.is_success:
-            raise error_from_response(response, method, "/" + path)
-        if response.status_code == 204 or not response.content:
+            raise error_from_response(
+                response, method, where, content=content, secrets=self._secrets
+            )
+        if response.status_code == 204 or not content:
             return None
         try:
-            return json.loads(response.content)
+            return json.loads(content)
         except ValueError:
             raise BadResponse(
                 "unexpected response from VPS.org (not JSON)",
                 status=response.status_code,
                 method=method,
-                path="/" + path,
+                path=where,
             ) from None
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        payload: Mapping[str, Any] | None,
+        params: Mapping[str, str] | None,
+    ) -> tuple[httpx.Response, bytes]:
+        """The answer and its body, streamed and read up to MAX_BODY bytes."""
+        extensions: dict[str, Any] = {}
+        if method == "GET" and self._deadline:
+            # this call's retries sleep within its deadline (RetryTransport reads it from here)
+            budget = self._deadline * RETRY_SHARE
+            if self._retry.total_timeout is not None:
+                budget = min(budget, self._retry.total_timeout)
+            extensions["retry"] = self._retry.copy_with(total_timeout=budget)
+        async with self._http.stream(
+            method, path, json=payload, params=params, extensions=extensions
+        ) as response:
+            return response, await self._read_bounded(response, method, "/" + path)
+
+    @staticmethod
+    async def _read_bounded(response: httpx.Response, method: str, where: str) -> bytes:
+        declared = response.headers.get("Content-Length", "").strip()
+        too_large = f"VPS.org's answer is larger than {MAX_BODY // (1024 * 1024)} MB"
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise BadResponse(
+                f"{too_large} (it says {int(declared)} bytes); it was not read",
+                status=response.status_code,
+                method=method,
+                path=where,
+            )
+        body = bytearray()
+        async for chunk in response.aiter_bytes():
+            body += chunk
+            if len(body) > MAX_BODY:
+                raise BadResponse(
+                    f"{too_large}; vpsbot stopped reading it",
+                    status=response.status_code,
+                    method=method,
+                    path=where,
+                )
+        return bytes(body)
 
     async def _list(self, path: str, params: Mapping[str, str]) -> Listing[dict[str, Any]]:
         """Read every page of a `{count, results, next}` list."""
@@ -227,13 +301,49 @@ class VpsClient:
             raise BadResponse("VPS.org pointed the next page at another host", path="/" + path)
         return str(target)
 
-    @staticmethod
-    def _one(schema: type[schemas.M], body: Any, method: str, path: str) -> schemas.M:
+    def _usable(
+        self,
+        pages: Listing[dict[str, Any]],
+        schema: type[schemas.M],
+        noun: str,
+        to_domain: Callable[[schemas.M], T],
+    ) -> Listing[T]:
+        """Every listed object vpsbot can read. An unreadable one among readable ones is skipped
+        (logged once per list, the listing then `partial`); when none can be read, VPS.org's
+        answer has changed shape and the list is a BadResponse, not an empty list."""
+        usable: list[T] = []
+        skipped: list[str] = []
+        for raw in pages.items:
+            try:
+                usable.append(to_domain(schemas.parse(schema, raw)))
+            except schemas.SchemaError as exc:
+                skipped.append(self._scrub(str(exc)))
+        if skipped and not usable:
+            raise BadResponse(
+                f"unexpected response from VPS.org ({skipped[0]})", method="GET", path=f"/{noun}/"
+            )
+        if skipped:
+            log.warning(
+                "VPS.org listed %d of %d %s in a shape vpsbot cannot read; skipped them "
+                "(first: %s)",
+                len(skipped),
+                len(pages.items),
+                noun,
+                skipped[0],
+            )
+        return Listing(tuple(usable), pages.partial or bool(skipped))
+
+    def _scrub(self, text: str) -> str:
+        return scrub(text, self._secrets)
+
+    def _one(self, schema: type[schemas.M], body: Any, method: str, path: str) -> schemas.M:
         try:
             return schemas.parse(schema, body)
         except schemas.SchemaError as exc:
             raise BadResponse(
-                f"unexpected response from VPS.org ({exc})", method=method, path=path
+                self._scrub(f"unexpected response from VPS.org ({exc})"),
+                method=method,
+                path=path,
             ) from None
 
 

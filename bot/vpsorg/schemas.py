@@ -1,4 +1,6 @@
-"""JSON <-> domain records. Unknown fields are ignored; a missing or mistyped field is an error."""
+"""JSON <-> domain records. Unknown fields are ignored; a missing or mistyped field is an error,
+except names and descriptions: a null or missing one is "" (shown as unnamed), so one sloppy
+object does not hide a whole list."""
 
 from __future__ import annotations
 
@@ -14,9 +16,16 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+def _text_or_empty(value: object) -> object:
+    """A null name or description is no name or description."""
+    return "" if value is None else value
+
+
 class ServerRefIn(_Lenient):
     id: int
-    name: str
+    name: str = ""
+
+    _name = field_validator("name", mode="before")(_text_or_empty)
 
 
 def _utc(value: datetime) -> datetime:
@@ -26,7 +35,7 @@ def _utc(value: datetime) -> datetime:
 class SnapshotIn(_Lenient):
     id: int
     server: ServerRefIn
-    name: str
+    name: str = ""
     status: str
     size_mb: int | None = None
     created_at: datetime
@@ -34,6 +43,7 @@ class SnapshotIn(_Lenient):
     message: str | None = None
 
     _tz = field_validator("created_at")(_utc)
+    _name = field_validator("name", mode="before")(_text_or_empty)
 
     def to_domain(self) -> model.Snapshot:
         return model.Snapshot(
@@ -82,8 +92,10 @@ class BackupIn(_Lenient):
 
 class ServerIn(_Lenient):
     id: int
-    name: str
+    name: str = ""
     status: str
+
+    _name = field_validator("name", mode="before")(_text_or_empty)
 
     def to_domain(self) -> model.Server:
         return model.Server(self.id, self.name, self.status)
@@ -108,6 +120,7 @@ class SchemaError(ValueError):
 
 
 def parse(schema: type[M], data: object) -> M:
+    """`data` as `schema`; SchemaError names the first bad field (never its value)."""
     try:
         return schema.model_validate(data)
     except ValidationError as exc:

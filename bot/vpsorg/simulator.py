@@ -125,6 +125,8 @@ class Simulator:
         self.objects: dict[str, dict[int, SimObject]] = {"snapshots": {}, "backups": {}}
         self.calls: list[SimCall] = []
         self.faults: list[Fault] = []
+        # test hook: JSON objects listed as they are, beside the real ones (see `add_raw`)
+        self.raw: dict[str, list[Any]] = {"snapshots": [], "backups": []}
         self._next_id = {"snapshots": 900, "backups": 600}
         if seed:
             self.seed()
@@ -219,6 +221,24 @@ class Simulator:
                 expires_at=expires,
             ),
         )
+
+    def add_raw(self, collection: str, data: Any) -> Any:
+        """Test hook: list `data` in `collection` exactly as given, however malformed, first in
+        every list it matches (its `server.id`, when it has one, is matched against the
+        `server_id` filter). It is never created, deleted or counted against a limit."""
+        self.raw[collection].append(data)
+        return data
+
+    def _raw_listed(self, collection: str, server_id: int | None) -> list[Any]:
+        def server_of(data: Any) -> Any:
+            server = data.get("server") if isinstance(data, dict) else None
+            return server.get("id") if isinstance(server, dict) else None
+
+        return [
+            data
+            for data in self.raw[collection]
+            if server_id is None or server_of(data) in (None, server_id)
+        ]
 
     def _add(self, collection: str, obj: SimObject) -> SimObject:
         self.objects[collection][obj.id] = obj
@@ -370,6 +390,7 @@ class Simulator:
 
     def _list(self, collection: str, query: Any) -> Response:
         items = list(self.objects[collection].values())
+        server_id: int | None = None
         if "server_id" in query:
             server_id = _int(query["server_id"])
             if server_id is None:
@@ -381,7 +402,8 @@ class Simulator:
                 return JSONResponse({"backup_type": [f'"{value}" is not a valid choice.']}, 400)
             items = [o for o in items if o.backup_type == query["backup_type"]]
         items.sort(key=lambda o: o.id, reverse=True)
-        return _page([self._object_json(collection, o) for o in items])
+        listed = [self._object_json(collection, o) for o in items]
+        return _page(self._raw_listed(collection, server_id) + listed)
 
     def _object_json(self, collection: str, obj: SimObject) -> dict[str, Any]:
         data: dict[str, Any] = {"id": obj.id, "server": self.servers[obj.server_id].ref()}

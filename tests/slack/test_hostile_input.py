@@ -2,7 +2,9 @@
 trace, no state change; messages still arrive."""
 
 import asyncio
+import gc
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -11,7 +13,7 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from bot.domain.model import Status
-from bot.slack import ids
+from bot.slack import actions, ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, BOB, CHANNEL, Stack, fixture, running_stack
@@ -189,3 +191,96 @@ async def test_a_slash_command_with_a_quoted_payload_is_not_a_button(stack: Stac
     body = "payload=" + quote(json.dumps({"type": "nonsense"}))
     answer = await stack.post_signed(body)
     assert answer.status_code < 500
+
+
+# -- payloads of the wrong shape -----------------------------------------------------------------
+
+
+def _click_payload(stack: Stack, key: str) -> dict[str, Any]:
+    payload = fixture("block-actions.json")
+    payload["response_url"] = stack.slack.response_url(key)
+    payload["actions"][0].update(action_id=ids.RESTORE_APPROVE, value="1")
+    return payload
+
+
+@pytest.mark.parametrize(
+    "malformed",
+    [
+        lambda p: p.update(user="U0000APPR"),
+        lambda p: p.update(actions=[None]),
+        lambda p: p.update(actions="restore_approve"),
+        lambda p: p.update(actions=[]),
+        lambda p: p.update(actions=[{"value": "1"}]),
+        lambda p: p.update(channel=["C0000TEST"]),
+        lambda p: p.update(container="C0000TEST"),
+        lambda p: p.update(team=["T0000TEST"]),
+        lambda p: p.update(response_url={"url": "https://example.com"}),
+        lambda p: p["user"].update(id=["U0000APPR"]),
+    ],
+    ids=[
+        "user-string",
+        "actions-null",
+        "actions-string",
+        "actions-empty",
+        "action-without-id",
+        "channel-list",
+        "container-string",
+        "team-list",
+        "response-url-object",
+        "user-id-list",
+    ],
+)
+async def test_a_click_payload_of_the_wrong_shape_is_a_400(
+    stack: Stack, malformed: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    sent = len(stack.slack.calls)
+    payload = _click_payload(stack, "malformed")
+    malformed(payload)
+    answer = await stack.action(payload)
+    assert answer.status_code == 400
+    assert answer.text == "malformed Slack request"
+    await _nothing_went_wrong(stack, sent, caplog)
+
+
+@pytest.mark.parametrize("payload", ["[1, 2]", '"block_actions"', "null", "5", "true"])
+async def test_a_payload_that_is_json_but_not_an_object_is_a_400(
+    stack: Stack, payload: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING)
+    sent = len(stack.slack.calls)
+    answer = await stack.post_signed("payload=" + quote(payload))
+    assert answer.status_code == 400
+    await _nothing_went_wrong(stack, sent, caplog)
+
+
+async def _nothing_went_wrong(stack: Stack, sent: int, caplog: pytest.LogCaptureFixture) -> None:
+    """Nothing was sent anywhere and nothing failed: after a well-formed click (an unknown
+    button, refused with a reply) has been handled, Slack has received only that reply, and no
+    error was logged (a listener failing in its own task logs "Task exception was never
+    retrieved" once the task is collected)."""
+    _ack, key = await stack.click("no_such_button", "1")
+    await stack.reply(key)
+    gc.collect()
+    assert [c.key for c in stack.slack.calls[sent:] if c.method == "response"] == [key]
+    assert not [c for c in stack.slack.calls[sent:] if c.method not in ("response", "auth.test")]
+    assert stack.sim.calls == []
+    assert await state(stack) == ([], [])
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert failures == [], [r.getMessage() for r in failures]
+    assert "Task exception was never retrieved" not in caplog.text
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"user": "U1", "channel": [], "container": "C1", "actions": "x", "response_url": {}},
+        {"user": ["id"], "channel": {"id": 5}, "actions": [None, {}]},
+        {},
+    ],
+)
+def test_the_button_listeners_read_any_shape_without_raising(body: dict[str, Any]) -> None:
+    """Behind the 400: what the listeners read from a payload never raises on a wrong shape."""
+    assert (actions._user(body), actions._response_url(body)) == ("", None)
+    assert actions._channel(body) in ("", "5")
+    assert actions._first_action(body) == {}

@@ -9,16 +9,20 @@ from freezegun import freeze_time
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
 from tests.conftest import Stack, fixture, running_stack
+from tests.fakes.slack import SlackStandIn
 
 EXAMPLE = fixture("signing-example.json")
 SIGNED_AT = datetime.fromtimestamp(int(EXAMPLE["timestamp"]), UTC)
+EXAMPLE_TEAM = "T1DC2JH3J"  # the team_id in the example's body
 
 
 @pytest.fixture
 async def example_stack(
-    simulator: Simulator, served_simulator: str, sqlite_url: str
+    simulator: Simulator, served_simulator: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Stack]:
-    """The bot configured with the signing secret from Slack's documentation example."""
+    """The bot configured with the signing secret from Slack's documentation example, and
+    installed in the example's workspace."""
+    monkeypatch.setattr(SlackStandIn, "team_id", EXAMPLE_TEAM)
     async with running_stack(
         simulator,
         served_simulator,

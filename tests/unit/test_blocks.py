@@ -3,7 +3,16 @@
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.model import Backup, BackupType, Kind, ServerRef, Snapshot
+from bot.domain.model import (
+    Action,
+    Backup,
+    BackupType,
+    Kind,
+    OperationRequest,
+    ServerRef,
+    Snapshot,
+    Status,
+)
 from bot.services.listings import BackupList, SnapshotList
 from bot.slack import blocks
 from bot.slack.parsing import usage
@@ -122,3 +131,45 @@ def test_help_lists_every_subcommand() -> None:
     for subcommand in ("list", "create", "restore", "delete", "help"):
         assert f"`/backup {subcommand}" in text
     assert "second person's approval" in text
+
+
+def test_a_snapshot_without_a_name_is_shown_as_unnamed() -> None:
+    listing = SnapshotList(WEB, (snapshot(5, name=""), snapshot(6, name="  ")))
+    text = all_text(blocks.snapshot_list(listing, NOW))
+    assert "_unnamed_ · id `5` · :white_check_mark: completed" in text
+    assert "_unnamed_ · id `6`" in text
+    assert "**" not in text
+
+
+def test_backticks_in_names_and_descriptions_cannot_open_or_close_code_spans() -> None:
+    b = "\u02cb"  # a look-alike that opens and closes no code span
+    odd = ServerRef(7, "web`01")
+    listing = SnapshotList(None, (snapshot(1, odd, name="a`b", description="x` `<!here>`"),))
+    texts = [s["text"]["text"] for s in blocks.snapshot_list(listing, NOW).blocks[1:]]
+    assert texts[0] == f":desktop_computer: *web{b}01* (`7`)"
+    assert texts[1].startswith(f"*a{b}b* · id `1` · ")
+    assert texts[1].endswith(f"_x{b} {b}&lt;!here&gt;{b}_")
+    assert [t.count("`") for t in texts] == [2, 2]  # only the ids' own code spans
+
+    backup = Backup(9, WEB, "we`ird", "completed", 10, NOW, None, "pre`deploy")
+    [line] = blocks.backup_list(BackupList(WEB, None, (backup,)), NOW).blocks[1:]
+    assert line["text"]["text"].startswith(f"*we{b}ird backup* · id `9`")
+    assert line["text"]["text"].count("`") == 2
+
+    # a name VPS.org gave a snapshot, shown in a code span on the delete confirmation
+    request = OperationRequest(
+        id=3,
+        kind=Kind.SNAPSHOT,
+        action=Action.DELETE,
+        status=Status.PENDING_CONFIRMATION,
+        requester_id="U1",
+        channel_id="C1",
+        server=WEB,
+        target_id=801,
+        target_name="pre` *gotcha* `mig",
+        reason="",
+        created_at=NOW,
+        updated_at=NOW,
+    )
+    text = blocks.request_message(request, NOW).blocks[0]["text"]["text"]
+    assert f"snapshot `pre{b} *gotcha* {b}mig` (id `801`)" in text
