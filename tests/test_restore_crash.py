@@ -3,9 +3,11 @@ or after the call and before its answer is recorded. On restart it never calls a
 request ends `running` (the restore did start) or `needs_attention` (a person must look)."""
 
 import asyncio
+import itertools
 import json
 import os
 import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +24,13 @@ from bot.vpsorg.simulator import Fault, Simulator
 from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, SIGNING_SECRET, VPS_TOKEN, fixture
 from tests.fakes.slack import SlackStandIn
 from tests.test_restart import _free_port, _start, _until
+
+_triggers = itertools.count(1)
+
+
+def next_trigger_id() -> str:
+    """A fresh trigger_id: a repeated body is a replay, and the bot acts on it once."""
+    return f"{next(_triggers)}.{os.getpid()}.{time.time_ns():x}"
 
 
 @dataclass
@@ -60,6 +69,7 @@ class Deployment:
             "user_id": user,
             "channel_id": CHANNEL,
             "response_url": self.slack.response_url(text.replace(" ", "-")),
+            "trigger_id": next_trigger_id(),  # as Slack does: each command its own
         }
         assert await self.post(urlencode(fields)) == 200
 
@@ -68,6 +78,7 @@ class Deployment:
         payload["user"]["id"] = user
         payload["response_url"] = self.slack.response_url(f"{action_id}-{request_id}")
         payload["actions"][0].update(action_id=action_id, value=request_id)
+        payload["trigger_id"] = next_trigger_id()
         assert await self.post("payload=" + quote(json.dumps(payload))) == 200
 
     async def ask_restore(self) -> str:
