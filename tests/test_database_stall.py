@@ -4,10 +4,12 @@ told that nothing changed. And creates whose answer was never recorded are read 
 
 import asyncio
 import json
+import os
 import sqlite3
 import threading
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -16,7 +18,16 @@ from bot.services import operations, restores
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault, Simulator
-from tests.conftest import ALICE, BOB, CHANNEL, Stack, running_stack
+from tests.conftest import (
+    ALICE,
+    BOB,
+    CHANNEL,
+    Stack,
+    _reset_postgres,
+    _worker_database,
+    running_stack,
+)
+from tests.fakes.tcp_proxy import StallingProxy
 
 
 def text_of(call: Any) -> str:
@@ -187,3 +198,42 @@ async def test_a_create_stranded_in_executing_is_read_back_not_resent(stack: Sta
     assert stack.sim.calls_to("POST") == []
     made.status, made.size_mb = "completed", 1024
     await until_status(stack, Status.SUCCEEDED)
+
+
+@pytest.mark.usefixtures("short_leases")
+@pytest.mark.skipif(not os.environ.get("TEST_DATABASE_URL"), reason="TEST_DATABASE_URL is not set")
+async def test_a_restore_answered_while_postgresql_refuses_connections_is_recorded(
+    simulator: Simulator, served_simulator: str
+) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    url = await _worker_database(os.environ["TEST_DATABASE_URL"], worker)
+    await _reset_postgres(url)
+    parts = urlsplit(url)
+    async with StallingProxy(parts.hostname or "127.0.0.1", parts.port or 5432) as proxy:
+        proxied = url.replace(f"{parts.hostname}:{parts.port or 5432}", f"127.0.0.1:{proxy.port}")
+        async with running_stack(
+            simulator, served_simulator, proxied, vpsbot_poll_interval=0.2
+        ) as stack:
+            stack.sim.restore_delay = 3600
+            await stack.command("restore 801 rolling back")
+            [post] = await stack.until(lambda: stack.posts(thread=False), what="the card")
+            value = next(b for b in post.data["blocks"] if b["type"] == "actions")["elements"][0]
+            stack.sim.inject(Fault("POST", "/snapshots/801/restore/", kind="hang", delay=3.0))
+            await stack.click(ids.RESTORE_APPROVE, value["value"], user=BOB)
+            await stack.until(
+                lambda: [c for c in stack.sim.calls_to("POST") if c.path.endswith("/restore/")],
+                what="the restore call",
+            )
+            proxy.refuse()  # renewals and the tracker fail: connections refused
+            await asyncio.sleep(2.5)
+            proxy.allow()
+            running = await until_status(stack, Status.RUNNING)
+            assert running.result["seen_restoring"] is True
+            stack.sim.finish_all()
+            await until_status(stack, Status.SUCCEEDED)
+            said = " ".join(text_of(c) for c in stack.slack.calls)
+            assert "needs attention" not in said
+            assert "Nothing was changed" not in said
+            assert "Something went wrong" not in said
+            sent = [c for c in stack.sim.calls_to("POST") if c.path.endswith("/restore/")]
+            assert len(sent) == 1
