@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,12 @@ class Database:
         return True
 
     async def dispose(self) -> None:
+        """Close every connection, a ping still waiting for one included."""
+        pinging, self._pinging = self._pinging, None
+        if pinging is not None and not pinging.done():
+            pinging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pinging
         await self.engine.dispose()
 
 
