@@ -111,6 +111,8 @@ def status_label(status: str) -> str:
 
 
 def server_label(server: ServerRef) -> str:
+    if not server.name:  # VPS.org sent no name (null): the id alone, never an empty `**`
+        return f"server `{server.id}`"
     return f"*{safe(server.name, 100)}* (`{server.id}`)"
 
 

@@ -173,3 +173,11 @@ def test_backticks_in_names_and_descriptions_cannot_open_or_close_code_spans() -
     )
     text = blocks.request_message(request, NOW).blocks[0]["text"]["text"]
     assert f"snapshot `pre{b} *gotcha* {b}mig` (id `801`)" in text
+
+
+def test_a_server_without_a_name_is_named_by_its_id() -> None:
+    from bot.domain.model import ServerRef
+    from bot.slack.blocks import server_label
+
+    assert server_label(ServerRef(12345, "")) == "server `12345`"
+    assert server_label(ServerRef(12345, "web")) == "*web* (`12345`)"
