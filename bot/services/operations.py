@@ -43,6 +43,7 @@ from bot.services.ports import UnitOfWork, VpsApi
 
 EXECUTION_LEASE = timedelta(seconds=10)
 LEASE_RENEWAL = 3.0  # seconds
+RENEWAL_GRACE = 5.0  # seconds a renewal in progress may take to end once the work is done
 RECORD_FOR = 600.0  # seconds an outcome is retried against a stalled database before giving up
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -489,9 +490,14 @@ async def holding_lease(services: Services, request_id: int) -> AsyncIterator[No
     renewal that fails (the database stalls) is logged and tried again; it never masks the
     outcome of the call it covers."""
 
+    stop = asyncio.Event()
+
     async def renew() -> None:
         while True:
-            await asyncio.sleep(LEASE_RENEWAL)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), LEASE_RENEWAL)
+            if stop.is_set():
+                return
             try:
                 async with services.uow() as uow:
                     await uow.requests.change(
@@ -508,9 +514,14 @@ async def holding_lease(services: Services, request_id: int) -> AsyncIterator[No
     try:
         yield
     finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        # Let a renewal in progress end its transaction: cancelling it mid-way left its
+        # connection to the garbage collector. Cancel only one that hangs.
+        stop.set()
+        _, pending = await asyncio.wait({task}, timeout=RENEWAL_GRACE)
+        for hanging in pending:
+            hanging.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await hanging
         services.inflight.executing.discard(request_id)
 
 
