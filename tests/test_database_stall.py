@@ -60,6 +60,17 @@ def hold_write_lock(path: str, released: threading.Event, taken: threading.Event
     connection.close()
 
 
+async def stall_sqlite(path: str, seconds: float) -> None:
+    """Hold the database's write lock from another connection for `seconds`."""
+    released, taken = threading.Event(), threading.Event()
+    locker = threading.Thread(target=hold_write_lock, args=(path, released, taken))
+    locker.start()
+    await asyncio.to_thread(taken.wait, 5)
+    await asyncio.sleep(seconds)  # the stall itself
+    released.set()
+    await asyncio.to_thread(locker.join, 10)
+
+
 @pytest.fixture
 def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
     """Leases of 1 s renewed every 0.3 s (10 s and 3 s in production), so a stall of 2 s
@@ -90,13 +101,7 @@ async def test_a_restore_answered_while_the_database_is_locked_is_followed_not_r
             lambda: [c for c in stack.sim.calls_to("POST") if c.path.endswith("/restore/")],
             what="the restore call",
         )
-        released, taken = threading.Event(), threading.Event()
-        locker = threading.Thread(target=hold_write_lock, args=(path, released, taken))
-        locker.start()
-        await asyncio.to_thread(taken.wait, 5)
-        await asyncio.sleep(2.5)  # the stall itself: the lease lapses meanwhile
-        released.set()
-        await asyncio.to_thread(locker.join, 10)
+        await stall_sqlite(path, 2.5)  # the lease lapses meanwhile
 
         running = await until_status(stack, Status.RUNNING)
         assert running.result["seen_restoring"] is True
@@ -124,13 +129,7 @@ async def test_a_create_answered_while_the_database_is_locked_keeps_its_snapshot
         ack, _ = await stack.command("create 12345 during-stall")
         assert ack.status_code == 200
         await stack.until(lambda: stack.sim.calls_to("POST", "/snapshots/"), what="the POST")
-        released, taken = threading.Event(), threading.Event()
-        locker = threading.Thread(target=hold_write_lock, args=(path, released, taken))
-        locker.start()
-        await asyncio.to_thread(taken.wait, 5)
-        await asyncio.sleep(2.5)
-        released.set()
-        await asyncio.to_thread(locker.join, 10)
+        await stall_sqlite(path, 2.5)
 
         running = await until_status(stack, Status.RUNNING)
         [snapshot] = [
