@@ -61,7 +61,10 @@ async def measure(database_url: str) -> list[float]:
         http = await stack.enter_async_context(httpx.AsyncClient())
         for i in range(RUNS):
             request = await restores.request_restore(
-                bots[0].services, Actor("U1", "C1"), RequestRestore(Kind.SNAPSHOT, 1000 + i)
+                bots[0].services.vps,
+                bots[0].services.life,
+                Actor("U1", "C1"),
+                RequestRestore(Kind.SNAPSHOT, 1000 + i),
             )
             payload = {
                 "type": "block_actions",

@@ -41,7 +41,9 @@ async def main() -> None:
             await bot.start()
             actor = operations.Actor("U1", "C1")
             requests = [
-                await operations.create(bot.services, actor, CreateSnapshot(100 + i, f"s{i}"))
+                await operations.create(
+                    bot.services.vps, bot.services.life, actor, CreateSnapshot(100 + i, f"s{i}")
+                )
                 for i in range(SAMPLES)
             ]
             finished_at: dict[str, float] = {}

@@ -14,7 +14,8 @@ from datetime import UTC, datetime, timedelta
 
 from bot.bootstrap import Bot, build
 from bot.config import Settings
-from bot.domain.model import Action, Kind, ServerRef, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, ServerRef
 from bot.services import tracking
 from bot.serving import serving
 from bot.storage.unit_of_work import SqlUnitOfWork
@@ -76,7 +77,7 @@ async def main() -> None:
 
             sim.calls.clear()
             started = time.perf_counter()
-            report = await tracking.check_in_flight(bot.services, "bench")
+            report = await tracking.check_in_flight(bot.services.vps, bot.services.life, "bench")
             ours = time.perf_counter() - started
             for call in sim.calls:
                 per_server[int(call.query["server_id"])] += 1

@@ -6,24 +6,25 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
 from bot.config import Settings
-from bot.services import Policy, Services
+from bot.services import Services
 from bot.services.commands import CommandLog
+from bot.services.lifecycle import Lifecycle, Policy
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
 from bot.serving import serving
-from bot.slack import SharedSession, build_app, http_endpoint, identify, web_client
+from bot.slack import SharedSession, build_app, http_endpoint, identify, inflight_of, web_client
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.socket_mode import SocketModeLink
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
-from bot.tracker import Worker
+from bot.tracker import Worker, instance_id
 from bot.vpsorg.client import VpsClient, httpx_timeout
 from bot.web import web_app
 
@@ -55,8 +56,9 @@ class Bot:
 
     async def stop(self) -> None:
         """Let work started for people finish (up to 20 s), then hand leases back and close."""
-        if not await self.services.inflight.drain(DRAIN_SECONDS):
-            log.warning("stopping with %d requests still in flight", self.services.inflight.count)
+        inflight = inflight_of(self.slack)
+        if not await inflight.drain(DRAIN_SECONDS):
+            log.warning("stopping with %d requests still in flight", inflight.count)
         await self.worker.stop()
         await self.slack_http.close()
         if self._owns_vps and isinstance(self.vps, VpsClient):
@@ -87,8 +89,11 @@ def build(
             timeout=httpx_timeout(settings.vpsbot_api_timeout),
         )
 
+    # Set by a unit of work that committed outbox rows: the sender delivers them at once.
+    outbox_due = asyncio.Event()
+
     def unit_of_work() -> UnitOfWork:
-        return SqlUnitOfWork(database.sessions)
+        return SqlUnitOfWork(database.sessions, on_outbox=outbox_due.set)
 
     policy = Policy(
         poll_interval=timedelta(seconds=settings.vpsbot_poll_interval),
@@ -100,22 +105,14 @@ def build(
         channels=settings.vpsbot_channels,
         operators=settings.vpsbot_operators,
     )
+    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
     services = Services(
         vps=vps,
-        uow=unit_of_work,
-        clock=clock,
+        life=Lifecycle(unit_of_work, clock, policy, owner or instance_id()),
         commands=CommandLog(unit_of_work, clock),
-        policy=policy,
-    )
-    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
-    worker = Worker(services, SlackNotifier(client, clock), owner)
-    services = replace(
-        services,
-        wake_outbox=worker.wake,
         directory=SlackDirectory(client, settings.vpsbot_directory_ttl),
-        owner=worker.owner,
     )
-    worker.services = services
+    worker = Worker(services, SlackNotifier(client, clock), outbox_due)
     slack = build_app(
         services,
         bot_token=_secret(settings.slack_bot_token),

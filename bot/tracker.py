@@ -25,17 +25,13 @@ def instance_id() -> str:
 class Worker:
     """Runs `tracking.check_in_flight` every poll interval and delivers the outbox."""
 
-    def __init__(self, services: Services, notifier: Notifier, owner: str | None = None) -> None:
+    def __init__(self, services: Services, notifier: Notifier, wake: asyncio.Event) -> None:
         self.services = services
         self.notifier = notifier
-        self.owner = owner or instance_id()
-        self._wake = asyncio.Event()
+        self.owner = services.life.owner
+        self._wake = wake  # set by the unit of work when it commits outbox rows
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
-        self.cycles = 0
-
-    def wake(self) -> None:
-        self._wake.set()
 
     def start(self) -> None:
         self._stopping.clear()
@@ -56,7 +52,7 @@ class Worker:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             try:
-                async with self.services.uow() as uow:
+                async with self.services.life.uow() as uow:
                     await uow.requests.release_all(self.owner)
                     await uow.outbox.release_all(self.owner)
                     await uow.commit()
@@ -79,28 +75,30 @@ class Worker:
     async def _tracker(self) -> None:
         """A cycle at every tick of the poll grid. While VPS.org fails, the operations it could
         not read are pushed back (exponential backoff per operation, in tracking)."""
-        policy = self.services.policy
+        vps, life = self.services.vps, self.services.life
         try:  # once, at start: creates whose answer a stopped bot never recorded
-            await tracking.read_back_lost_creates(self.services)
+            await tracking.read_back_lost_creates(vps, life)
         except Exception:
             log.exception("could not read back lost creates")
         while True:
-            now = self.services.clock()
-            if not await self._pause((policy.next_tick(now) - now).total_seconds() + TICK_SLACK):
+            now = life.clock()
+            if not await self._pause(
+                (life.policy.next_tick(now) - now).total_seconds() + TICK_SLACK
+            ):
                 return
             try:
-                await tracking.cycle(self.services, self.owner)
+                await tracking.cycle(vps, life, self.services.commands, self.owner)
             except Exception:
                 log.exception("tracker cycle failed")
-            self.cycles += 1
 
     async def _sender(self) -> None:
         while await self._pause(OUTBOX_POLL, self._wake):
             self._wake.clear()
             try:
                 while not self._stopping.is_set():
-                    report = await outbox.deliver_due(self.services, self.notifier, self.owner)
-                    if not report.sent:
+                    life = self.services.life
+                    report = await outbox.deliver_due(life, self.notifier, self.owner)
+                    if not report.settled:
                         break
             except Exception:
                 log.exception("outbox delivery failed")

@@ -13,8 +13,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from bot.domain.model import Action, Kind, ServerRef, Status
-from bot.services import operations, restores
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, ServerRef
+from bot.domain.outcomes import Asked
+from bot.services import lifecycle, operations, restores
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault, Simulator
@@ -77,9 +79,9 @@ def short_leases(monkeypatch: pytest.MonkeyPatch) -> None:
     outlasts one."""
     from datetime import timedelta
 
-    for module in (operations, restores):
+    for module in (lifecycle, operations, restores):
         monkeypatch.setattr(module, "EXECUTION_LEASE", timedelta(seconds=1))
-    monkeypatch.setattr(operations, "LEASE_RENEWAL", 0.3)
+    monkeypatch.setattr(lifecycle, "LEASE_RENEWAL", 0.3)
 
 
 @pytest.mark.usefixtures("short_leases")
@@ -104,7 +106,7 @@ async def test_a_restore_answered_while_the_database_is_locked_is_followed_not_r
         await stall_sqlite(path, 2.5)  # the lease lapses meanwhile
 
         running = await until_status(stack, Status.RUNNING)
-        assert running.result["seen_restoring"] is True
+        assert running.outcome.seen_restoring is True
         stack.sim.finish_all()
         await until_status(stack, Status.SUCCEEDED)
         [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
@@ -189,7 +191,7 @@ async def test_a_create_stranded_in_executing_is_read_back_not_resent(stack: Sta
             at=made.created_at,
             server=ServerRef(12345, "web-server-01"),
             target_name="stranded",
-            params={"name": "stranded", "description": "", "known_ids": [798, 801]},
+            asked=Asked(name="stranded", known_ids=(798, 801)),
         )
         await uow.commit()
     running = await until_status(stack, Status.RUNNING)
@@ -227,7 +229,7 @@ async def test_a_restore_answered_while_postgresql_refuses_connections_is_record
             await asyncio.sleep(2.5)
             proxy.allow()
             running = await until_status(stack, Status.RUNNING)
-            assert running.result["seen_restoring"] is True
+            assert running.outcome.seen_restoring is True
             stack.sim.finish_all()
             await until_status(stack, Status.SUCCEEDED)
             said = " ".join(text_of(c) for c in stack.slack.calls)

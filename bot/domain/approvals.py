@@ -13,7 +13,8 @@ from bot.domain.errors import (
     RequestExpired,
     SelfApproval,
 )
-from bot.domain.model import OperationRequest, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import OperationRequest
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,15 +24,11 @@ class Vote:
     at: datetime
 
 
-def is_expired(request: OperationRequest, now: datetime) -> bool:
-    return request.expires_at is not None and now >= request.expires_at
-
-
 def check_pending(request: OperationRequest, now: datetime) -> None:
     """A decision is only possible while the request waits, and before it expires."""
     if request.status is not Status.PENDING_APPROVAL:
-        raise AlreadyHandled(f"This request is already {request.status.value.replace('_', ' ')}.")
-    if is_expired(request, now):
+        raise AlreadyHandled(request.status)
+    if request.is_expired(now):
         raise RequestExpired("This request has expired; nothing was restored. Ask again if needed.")
 
 

@@ -15,6 +15,8 @@ DomainError
 
 from __future__ import annotations
 
+from bot.domain.lifecycle import Status
+
 
 class DomainError(Exception):
     """Base of every error the bot explains to a person."""
@@ -115,7 +117,11 @@ class NotRequester(NotAllowed):
 
 
 class AlreadyHandled(NotAllowed):
-    """The request is no longer waiting for this decision."""
+    """The request is no longer waiting for this decision; `status` is where it is now."""
+
+    def __init__(self, status: Status) -> None:
+        super().__init__(f"This request is already {status.value.replace('_', ' ')}.")
+        self.status = status
 
 
 class RequestExpired(NotAllowed):

@@ -7,6 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
+from bot.domain.lifecycle import Event, Status, Transition, move
+from bot.domain.outcomes import Asked, Outcome
+
 T = TypeVar("T")
 
 
@@ -75,55 +78,34 @@ class Listing(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class Call:
+    """A call VPS.org answered: what was sent where, and the HTTP status (for the audit)."""
+
+    method: str
+    path: str
+    status: int
+
+
+@dataclass(frozen=True, slots=True)
 class Started(Generic[T]):
     """A create the API accepted: the new object (still in progress) and the API's own message."""
 
     item: T
     message: str
+    call: Call
 
 
 @dataclass(frozen=True, slots=True)
 class RestoreStarted:
     server: Server
     message: str
+    call: Call
 
 
 class Action(StrEnum):
     CREATE = "create"
     DELETE = "delete"
     RESTORE = "restore"
-
-
-class Status(StrEnum):
-    """Where a request stands; see the state machine in ARCHITECTURE.md."""
-
-    PENDING_APPROVAL = "pending_approval"
-    PENDING_CONFIRMATION = "pending_confirmation"
-    APPROVED = "approved"
-    EXECUTING = "executing"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    DENIED = "denied"
-    CANCELLED = "cancelled"
-    EXPIRED = "expired"
-    NEEDS_ATTENTION = "needs_attention"
-
-    @property
-    def is_final(self) -> bool:
-        return self in FINAL_STATUSES
-
-
-FINAL_STATUSES = frozenset(
-    {
-        Status.SUCCEEDED,
-        Status.FAILED,
-        Status.DENIED,
-        Status.CANCELLED,
-        Status.EXPIRED,
-        Status.NEEDS_ATTENTION,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +127,19 @@ class OperationRequest:
     expires_at: datetime | None = None
     message_ts: str | None = None
     required_approvals: int = 0
-    params: dict[str, object] = field(default_factory=dict)
-    result: dict[str, object] = field(default_factory=dict)
+    asked: Asked = field(default_factory=Asked)
+    outcome: Outcome = field(default_factory=Outcome)
 
-    @property
-    def target_label(self) -> str:
-        """`snapshot before-update (801)`, `backup 499`: how people name the target."""
-        name = f" {self.target_name}" if self.target_name else ""
-        ident = (
-            f" ({self.target_id})"
-            if self.target_id is not None and name
-            else (f" {self.target_id}" if self.target_id is not None else "")
-        )
-        return f"{self.kind.value}{name}{ident}"
+    def move(
+        self,
+        event: Event,
+        *,
+        at: datetime,
+        actor_id: str | None = None,
+        **detail: str | int | bool | list[str] | None,
+    ) -> Transition:
+        """The transition `event` causes now (IllegalMove when the table has none)."""
+        return move(self.id, self.status, event, at=at, actor_id=actor_id, **detail)
+
+    def is_expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and now >= self.expires_at

@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from bot.domain.model import OperationRequest, Status
-from bot.services import Services
-from bot.services.operations import record_finish
+from bot.domain.lifecycle import WAITING, Event
+from bot.domain.model import OperationRequest
+from bot.domain.outcomes import Failure, Why
+from bot.services.lifecycle import Lifecycle, end
 from bot.services.ports import DeliveryError, Notifier, OutboxEntry, UnitOfWork
 
 log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)
 MAX_BACKOFF = timedelta(seconds=8)  # pending messages go out within 10 s of Slack recovering
 
-# Set in a request's params when Slack refused its card in the channel: the card never exists,
-# so no later update or thread reply may try to post (or reply to) it. params, because nothing
-# else rewrites them after the request is made (result is rewritten by the tracker).
+# The event of the message that tells a requester their card could not be posted.
 CARD_NOT_POSTED = "card_not_posted"
-# Waiting for a decision on a card nobody can see: cancelled, so nobody decides it blind.
-UNSEEN_DECISIONS = frozenset({Status.PENDING_APPROVAL, Status.PENDING_CONFIRMATION})
 
 
 @dataclass
 class DeliveryReport:
     sent: int = 0
-    retried: int = 0
-    failed: int = 0
+    failed: int = 0  # refused by Slack for good
     skipped: int = 0  # updates and replies of a card that was never posted
+
+    @property
+    def settled(self) -> int:
+        """Rows this round took off the queue (their request's later rows may now go)."""
+        return self.sent + self.failed + self.skipped
 
 
 def backoff(attempts: int) -> timedelta:
@@ -47,30 +48,27 @@ def _without_card(kind: str, request: OperationRequest | None) -> str:
     on that card (update it, post it late, reply in its thread); "" otherwise."""
     if kind not in ("update", "reply") or request is None or request.message_ts:
         return ""
-    return str(request.params.get(CARD_NOT_POSTED) or "")
+    return request.asked.card_not_posted
 
 
 async def _card_not_posted(
     uow: UnitOfWork, item: OutboxEntry, error: DeliveryError, at: datetime
-) -> bool:
+) -> None:
     """Slack refused a request's card in its channel for good. In the caller's transaction:
     remember it, cancel a request that was waiting for a decision on that card (or leave one
-    that is already under way at VPS.org to go on), and queue the requester's explanation.
-    True when there is something new to deliver."""
+    that is already under way at VPS.org to go on), and queue the requester's explanation."""
     if item.request_id is None:
-        return False
+        return
     request = await uow.requests.lock(item.request_id)  # as it is now, not as it was posted
     if request is None:
-        return False
-    await uow.requests.change(request.id, params=request.params | {CARD_NOT_POSTED: error.code})
-    cancelled = request.status in UNSEEN_DECISIONS and await record_finish(
-        uow,
-        request,
-        request.status,
-        Status.CANCELLED,
-        {"reason": "card_not_posted", "slack_error": error.code},
-        at=at,
-        notify=(),
+        return
+    # Remembered where nothing else rewrites it: the card never exists, so no later update
+    # or thread reply may try to post (or reply to) it.
+    await uow.requests.change(request.id, asked=replace(request.asked, card_not_posted=error.code))
+    # Waiting for a decision on a card nobody can see: cancelled, so nobody decides it blind.
+    failure = Failure(Why.CARD_NOT_POSTED, detail=error.code)
+    cancelled = request.status in WAITING and await end(
+        uow, request, Event.CANCEL, request.outcome.but(failure=failure), at=at, notify=()
     )
     if not cancelled:
         uow.audit.record(
@@ -99,34 +97,32 @@ async def _card_not_posted(
         at=at,
         request_id=request.id,
     )
-    return True
 
 
-async def deliver_due(services: Services, notifier: Notifier, owner: str) -> DeliveryReport:
+async def deliver_due(life: Lifecycle, notifier: Notifier, owner: str) -> DeliveryReport:
+    """Send what is due, oldest first; a row whose earlier rows failed for good goes next
+    (the unit of work wakes the sender for rows queued or unblocked here)."""
     report = DeliveryReport()
-    async with services.uow() as uow:
-        items = await uow.outbox.claim_due(now=services.clock(), owner=owner, lease=LEASE)
+    async with life.uow() as uow:
+        items = await uow.outbox.claim_due(now=life.clock(), owner=owner, lease=LEASE)
         await uow.commit()
-    more = False  # rows this round queued or unblocked: deliver them now, not at the next poll
     for position, item in enumerate(items):
-        async with services.uow() as uow:
+        async with life.uow() as uow:
             request = None if item.request_id is None else await uow.requests.get(item.request_id)
         if missing := _without_card(item.kind, request):
-            async with services.uow() as uow:
+            async with life.uow() as uow:
                 await uow.outbox.mark_failed(
                     item.id, error=f"not sent: the request's card was never posted ({missing})"
                 )
                 await uow.commit()
             report.skipped += 1
-            more = True
             continue
         try:
             delivery = await notifier.deliver(item.kind, item.payload, request)
         except DeliveryError as error:
-            now = services.clock()
-            async with services.uow() as uow:
+            now = life.clock()
+            async with life.uow() as uow:
                 if error.retryable:
-                    report.retried += 1
                     await uow.outbox.retry_later(
                         item.id, error=error.reason, at=now + backoff(item.attempts)
                     )
@@ -137,21 +133,19 @@ async def deliver_due(services: Services, notifier: Notifier, owner: str) -> Del
                     # the same transaction: the failed row no longer holds back the request's
                     # later rows, and the explanation queued here goes out after them
                     if error.channel_unusable and _posts_card(item.kind, request):
-                        more = await _card_not_posted(uow, item, error, now) or more
+                        await _card_not_posted(uow, item, error, now)
                 await uow.commit()
             if error.retryable:  # Slack is struggling: hand the rest back and stop this round
-                async with services.uow() as uow:
+                async with life.uow() as uow:
                     await uow.outbox.release([i.id for i in items[position + 1 :]], owner)
                     await uow.commit()
                 break
             continue
-        async with services.uow() as uow:
-            await uow.outbox.mark_sent(item.id, at=services.clock())
+        async with life.uow() as uow:
+            await uow.outbox.mark_sent(item.id, at=life.clock())
             first_post = item.kind in ("post", "update") and request and not request.message_ts
             if first_post and request is not None and delivery.ts:
                 await uow.requests.change(request.id, message_ts=delivery.ts)
             await uow.commit()
         report.sent += 1
-    if more:
-        services.wake_outbox()
     return report

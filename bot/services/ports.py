@@ -8,10 +8,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self
 
 from bot.domain.approvals import Vote
+from bot.domain.lifecycle import Status, Transition
 from bot.domain.model import (
     Action,
     Backup,
     BackupType,
+    Call,
     Kind,
     Listing,
     OperationRequest,
@@ -20,8 +22,8 @@ from bot.domain.model import (
     ServerRef,
     Snapshot,
     Started,
-    Status,
 )
+from bot.domain.outcomes import Asked
 
 Clock = Callable[[], datetime]
 
@@ -45,7 +47,7 @@ class VpsApi(Protocol):
 
     async def restore_snapshot(self, snapshot_id: int) -> RestoreStarted: ...
 
-    async def delete_snapshot(self, snapshot_id: int) -> None: ...
+    async def delete_snapshot(self, snapshot_id: int) -> Call: ...
 
     async def list_backups(
         self, server_id: int | None = None, backup_type: BackupType | None = None
@@ -55,7 +57,7 @@ class VpsApi(Protocol):
 
     async def restore_backup(self, server_id: int, backup_id: int) -> RestoreStarted: ...
 
-    async def delete_backup(self, backup_id: int) -> None: ...
+    async def delete_backup(self, backup_id: int) -> Call: ...
 
 
 class AuditLog(Protocol):
@@ -85,7 +87,7 @@ class RequestStore(Protocol):
         target_id: int | None = None,
         target_name: str = "",
         reason: str = "",
-        params: dict[str, Any] | None = None,
+        asked: Asked | None = None,
         expires_at: datetime | None = None,
         required_approvals: int = 0,
     ) -> OperationRequest: ...
@@ -94,15 +96,9 @@ class RequestStore(Protocol):
 
     async def lock(self, request_id: int) -> OperationRequest | None: ...
 
-    async def transition(
-        self,
-        request_id: int,
-        expected: Status | Collection[Status],
-        new: Status,
-        *,
-        at: datetime,
-        **changes: Any,
-    ) -> bool: ...
+    async def apply(self, transition: Transition, **changes: Any) -> bool:
+        """Compare-and-set the move, and write its audit row with it; True when it won."""
+        ...
 
     async def change(self, request_id: int, **changes: Any) -> None: ...
 

@@ -9,6 +9,7 @@ own, not after a timeout, not after a crash.
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import datetime
 
 from bot.domain import approvals as rules
@@ -22,23 +23,27 @@ from bot.domain.errors import (
     UsageError,
     VpsApiError,
 )
-from bot.domain.model import COMPLETED, Action, Kind, OperationRequest, Snapshot, Status
+from bot.domain.lifecycle import Event, Status
+from bot.domain.model import COMPLETED, Action, OperationRequest, Snapshot
 from bot.domain.operations import RequestRestore
-from bot.services import Services
+from bot.domain.outcomes import Asked, Failure, Outcome, Why
 from bot.services.access import is_member
-from bot.services.operations import (
+from bot.services.kinds import KINDS, find_target, target_name
+from bot.services.lifecycle import (
     EXECUTION_LEASE,
-    Actor,
-    audit_api_call,
-    find_target,
+    UPDATE,
+    Lifecycle,
+    apply,
+    audit_call,
+    end,
     finish,
     holding_lease,
-    iso,
     persist,
-    record_finish,
-    target_name,
+    record_call,
+    stored,
 )
-from bot.services.ports import UnitOfWork
+from bot.services.operations import Actor, failure_of
+from bot.services.ports import Directory, UnitOfWork, VpsApi
 
 log = logging.getLogger(__name__)
 
@@ -47,20 +52,15 @@ log = logging.getLogger(__name__)
 
 
 async def request_restore(
-    services: Services, actor: Actor, intent: RequestRestore, usage: str = ""
+    vps: VpsApi, life: Lifecycle, actor: Actor, intent: RequestRestore, usage: str = ""
 ) -> OperationRequest:
     """Look the target up, then post a request for approval. Nothing is called yet."""
-    if services.policy.require_reason and not intent.reason:
+    if life.policy.require_reason and not intent.reason:
         raise UsageError("A restore needs a reason here: say why after the id.", usage)
-    target = await find_target(services.vps, intent.kind, intent.target_id)
-    server = await services.vps.get_server(target.server.id)
-    now = services.clock()
-    params: dict[str, object] = {
-        "target_created_at": iso(target.created_at),
-        "target_size_mb": target.size_mb,
-        "target_status": target.status,
-    }
-    async with services.uow() as uow:
+    target = await find_target(vps, intent.kind, intent.target_id)
+    server = await vps.get_server(target.server.id)
+    now = life.clock()
+    async with life.uow() as uow:
         request = await uow.requests.add(
             kind=intent.kind,
             action=Action.RESTORE,
@@ -72,9 +72,13 @@ async def request_restore(
             target_id=target.id,
             target_name=target_name(target),
             reason=intent.reason,
-            params=params,
-            expires_at=now + services.policy.approval_ttl,
-            required_approvals=services.policy.required_approvals,
+            asked=Asked(
+                target_created_at=target.created_at,
+                target_size_mb=target.size_mb,
+                target_status=target.status,
+            ),
+            expires_at=now + life.policy.approval_ttl,
+            required_approvals=life.policy.required_approvals,
         )
         uow.audit.record(
             "request",
@@ -92,17 +96,16 @@ async def request_restore(
         )
         uow.outbox.add("post", {"event": "approval_requested"}, at=now, request_id=request.id)
         await uow.commit()
-    services.wake_outbox()
     return request
 
 
 # -- voting ------------------------------------------------------------------------------------
 
 
-async def eligible(services: Services, voter_id: str, requester_id: str) -> bool:
-    configured = services.policy.approvers
+async def eligible(life: Lifecycle, directory: Directory, voter_id: str, requester_id: str) -> bool:
+    configured = life.policy.approvers
     listed = bool(configured) and await is_member(
-        services.directory, voter_id, configured, "who may approve"
+        directory, voter_id, configured, "who may approve"
     )
     return rules.is_eligible(voter_id, requester_id, listed, anyone=not configured)
 
@@ -115,26 +118,23 @@ async def _locked_restore(uow: UnitOfWork, request_id: int, channel_id: str) -> 
 
 
 async def _expire_if_due(
-    services: Services, request_id: int, channel_id: str, clicked_at: datetime
+    life: Lifecycle, request_id: int, channel_id: str, clicked_at: datetime
 ) -> None:
     """Judged at the moment the click arrived (not when its turn came), and not only by the
     sweeper."""
-    now = services.clock()
-    async with services.uow() as uow:
+    now = life.clock()
+    async with life.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
-        if request.status is not Status.PENDING_APPROVAL:
+        if request.status is not Status.PENDING_APPROVAL or not request.is_expired(clicked_at):
             return
-        if not rules.is_expired(request, clicked_at):
-            return
-        await record_finish(
-            uow, request, Status.PENDING_APPROVAL, Status.EXPIRED, {}, at=now, notify=("update",)
-        )
+        await end(uow, request, Event.EXPIRE, request.outcome, at=now, notify=UPDATE)
         await uow.commit()
-    services.wake_outbox()
 
 
 async def approve(
-    services: Services,
+    vps: VpsApi,
+    life: Lifecycle,
+    directory: Directory,
     voter_id: str,
     request_id: int,
     channel_id: str,
@@ -142,15 +142,15 @@ async def approve(
 ) -> None:
     """Record an approval; the vote that reaches quorum executes the restore, exactly once.
     Expiry is judged at `clicked_at`, the moment the click arrived (default: now)."""
-    clicked_at = clicked_at or services.clock()
-    await _expire_if_due(services, request_id, channel_id, clicked_at)
-    async with services.uow() as uow:
+    clicked_at = clicked_at or life.clock()
+    await _expire_if_due(life, request_id, channel_id, clicked_at)
+    async with life.uow() as uow:
         request = await uow.requests.get(request_id)
     if request is None:
         raise UnknownRequest("That button belongs to a request this bot does not know.")
-    may_vote = await eligible(services, voter_id, request.requester_id)
-    now = services.clock()
-    async with services.uow() as uow:
+    may_vote = await eligible(life, directory, voter_id, request.requester_id)
+    now = life.clock()
+    async with life.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         votes = await uow.approvals.votes(request.id)
         rules.check_vote(request, voter_id, eligible=may_vote, votes=votes, now=clicked_at)
@@ -165,72 +165,77 @@ async def approve(
         )
         votes.append(rules.Vote(voter_id, "approve", now))
         approvers = rules.approvals(votes)
+        outcome = request.outcome.but(approvers=tuple(approvers))
         reached = rules.quorum_reached(request, votes)
-        result = request.result | {"approvers": approvers}
         if reached:
-            for old, new in (
-                (Status.PENDING_APPROVAL, Status.APPROVED),
-                (Status.APPROVED, Status.EXECUTING),
-            ):
-                try:
-                    won = await uow.requests.transition(
-                        request.id,
-                        old,
-                        new,
-                        at=now,
-                        result=result,
-                        lease_owner=services.owner,
-                        lease_until=now + EXECUTION_LEASE,
-                    )
-                except RestoreUnderWay:  # the vote is not recorded: the transaction rolls back
-                    raise RestoreUnderWay(
-                        f"{_server_label(request)} is already being restored by another request, "
-                        "so this restore was not started and your approval was not recorded. "
-                        "Approve again once that restore has finished."
-                    ) from None
-                if not won:  # cannot happen while we hold the row lock; refuse rather than guess
-                    raise AlreadyHandled("This request was decided at the same moment.")
-                uow.audit.record(
-                    "transition",
-                    at=now,
-                    actor_id=voter_id,
-                    request_id=request.id,
-                    detail={"from": old.value, "to": new.value, "approvers": approvers},
-                )
+            await _claim(uow, life, request, outcome, voter_id, approvers, now)
         else:
-            await uow.requests.change(request.id, result=result)
+            await uow.requests.change(request.id, outcome=outcome)
         uow.outbox.add("update", {"event": "vote"}, at=now, request_id=request.id)
         await uow.commit()
-    services.wake_outbox()
     if reached:
-        async with services.uow() as uow:
-            executing = await uow.requests.get(request.id)
-        assert executing is not None
+        executing = await stored(life, request.id)
         assert executing.status is Status.EXECUTING
-        await execute(services, executing)
+        await execute(vps, life, executing)
+
+
+async def _claim(
+    uow: UnitOfWork,
+    life: Lifecycle,
+    request: OperationRequest,
+    outcome: Outcome,
+    voter_id: str,
+    approvers: list[str],
+    now: datetime,
+) -> None:
+    """The quorum is reached: approved, then claimed for execution by this transaction (two
+    moves, each audited). A second restore of the server under way violates the database's
+    one-restore-per-server index: refused, and the vote rolls back with it."""
+    current = request
+    for event in (Event.APPROVE, Event.CLAIM):
+        transition = current.move(event, at=now, actor_id=voter_id, approvers=approvers)
+        try:
+            won = await apply(
+                uow,
+                current,
+                transition,
+                outcome,
+                lease_owner=life.owner,
+                lease_until=now + EXECUTION_LEASE,
+            )
+        except RestoreUnderWay:  # the vote is not recorded: the transaction rolls back
+            raise RestoreUnderWay(
+                f"{_server_label(request)} is already being restored by another request, "
+                "so this restore was not started and your approval was not recorded. "
+                "Approve again once that restore has finished."
+            ) from None
+        if not won:  # cannot happen while we hold the row lock; refuse rather than guess
+            raise AlreadyHandled(current.status)
+        current = replace(current, status=transition.target)
 
 
 async def deny(
-    services: Services,
+    life: Lifecycle,
+    directory: Directory,
     voter_id: str,
     request_id: int,
     channel_id: str,
     clicked_at: datetime | None = None,
 ) -> None:
     """An eligible approver ends the request; the requester's own Deny counts as Cancel."""
-    clicked_at = clicked_at or services.clock()
-    await _expire_if_due(services, request_id, channel_id, clicked_at)
-    async with services.uow() as uow:
+    clicked_at = clicked_at or life.clock()
+    await _expire_if_due(life, request_id, channel_id, clicked_at)
+    async with life.uow() as uow:
         request = await uow.requests.get(request_id)
     if request is not None and request.requester_id == voter_id:
-        await cancel(services, voter_id, request_id, channel_id, clicked_at)
+        await cancel(life, voter_id, request_id, channel_id, clicked_at)
         return
     if request is None:
         raise UnknownRequest("That button belongs to a request this bot does not know.")
-    if not await eligible(services, voter_id, request.requester_id):
+    if not await eligible(life, directory, voter_id, request.requester_id):
         raise NotEligible("You are not one of the approvers configured for restores.")
-    now = services.clock()
-    async with services.uow() as uow:
+    now = life.clock()
+    async with life.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         votes = await uow.approvals.votes(request.id)
         rules.check_vote(request, voter_id, eligible=True, votes=votes, now=clicked_at)
@@ -243,46 +248,43 @@ async def deny(
             request_id=request.id,
             detail={"decision": "deny"},
         )
-        await record_finish(
+        await end(
             uow,
             request,
-            Status.PENDING_APPROVAL,
-            Status.DENIED,
-            {"denied_by": voter_id},
+            Event.DENY,
+            request.outcome.but(decided_by=voter_id),
             at=now,
             notify=("update", "dm"),
             actor_id=voter_id,
         )
         await uow.commit()
-    services.wake_outbox()
 
 
 async def cancel(
-    services: Services,
+    life: Lifecycle,
     user_id: str,
     request_id: int,
     channel_id: str,
     clicked_at: datetime | None = None,
 ) -> None:
     """The requester withdraws a restore that is still waiting for approval."""
-    now = services.clock()
-    async with services.uow() as uow:
+    now = life.clock()
+    await _expire_if_due(life, request_id, channel_id, clicked_at or now)
+    async with life.uow() as uow:
         request = await _locked_restore(uow, request_id, channel_id)
         if user_id != request.requester_id:
             raise NotRequester(request.requester_id)
         rules.check_pending(request, clicked_at or now)
-        await record_finish(
+        await end(
             uow,
             request,
-            Status.PENDING_APPROVAL,
-            Status.CANCELLED,
-            {"cancelled_by": user_id},
+            Event.CANCEL,
+            request.outcome.but(decided_by=user_id),
             at=now,
-            notify=("update",),
+            notify=UPDATE,
             actor_id=user_id,
         )
         await uow.commit()
-    services.wake_outbox()
 
 
 def _server_label(request: OperationRequest) -> str:
@@ -295,96 +297,67 @@ def _server_label(request: OperationRequest) -> str:
 # -- executing ---------------------------------------------------------------------------------
 
 
-def _restore_path(request: OperationRequest) -> str:
-    if request.kind is Kind.SNAPSHOT:
-        return f"/snapshots/{request.target_id}/restore/"
-    return f"/servers/{request.server.id if request.server else 0}/restore/"
-
-
-async def _precheck(services: Services, request: OperationRequest) -> str | None:
+async def _precheck(vps: VpsApi, request: OperationRequest) -> Failure | None:
     """Why the restore must not be sent now, or None. Reads only."""
     assert request.target_id is not None
     assert request.server is not None
     try:
-        target = await find_target(services.vps, request.kind, request.target_id, request.server.id)
-        server = await services.vps.get_server(request.server.id)
+        target = await find_target(vps, request.kind, request.target_id, request.server.id)
+        server = await vps.get_server(request.server.id)
     except VpsApiError as error:
-        return f"could not check the {request.kind.value} before restoring ({error.detail})"
+        return Failure(Why.CHECK_FAILED, detail=error.detail, http_status=error.status)
     if target.server.id != request.server.id:
-        return f"the {request.kind.value} now belongs to another server"
+        return Failure(Why.TARGET_MOVED)
     if target.status != COMPLETED:
-        return f"the {request.kind.value} is not complete (status: {target.status})"
+        return Failure(Why.TARGET_INCOMPLETE, status=target.status)
     if isinstance(target, Snapshot) and target.name != request.target_name:
-        return "the snapshot changed since the request"
+        return Failure(Why.TARGET_CHANGED)
     if server.status == "restoring":
-        return "the server is already being restored"
+        return Failure(Why.SERVER_BUSY, status=server.status)
     return None
 
 
-async def execute(services: Services, request: OperationRequest) -> None:
+async def execute(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
     """Called only by the transaction that moved the request to `executing`. One restore call."""
-    async with holding_lease(services, request.id):
-        refused = await _precheck(services, request)
+    async with holding_lease(life, request.id):
+        refused = await _precheck(vps, request)
         if refused is not None:
-            await finish(
-                services,
-                request,
-                Status.EXECUTING,
-                Status.FAILED,
-                {"reason": f"{refused}; nothing was restored"},
-            )
+            await finish(life, request, Event.FAIL, request.outcome.but(failure=refused))
             return
-        path = _restore_path(request)
-        assert request.target_id is not None
         assert request.server is not None
         try:
-            if request.kind is Kind.SNAPSHOT:
-                started = await services.vps.restore_snapshot(request.target_id)
-            else:
-                started = await services.vps.restore_backup(request.server.id, request.target_id)
+            started = await KINDS[request.kind].restore(vps, request)
         except VpsApiError as error:
-            at, status = services.clock(), error.status
-
-            async def audit_failure(uow: UnitOfWork) -> None:
-                audit_api_call(uow, at, request, "POST", path, status)
-
-            await persist(services, audit_failure, f"the restore call of request #{request.id}")
+            await record_call(life, request, error)
             if error.outcome_unknown:
-                await reconcile(services, request, cause=error.detail)
+                await reconcile(vps, life, request, cause=failure_of(error))
             else:
-                await finish(
-                    services,
-                    request,
-                    Status.EXECUTING,
-                    Status.FAILED,
-                    {"reason": f"VPS.org refused: {error.detail}; nothing was restored",
-                     "api_status": error.status},
-                )  # fmt: skip
+                outcome = request.outcome.but(failure=failure_of(error))
+                await finish(life, request, Event.FAIL, outcome)
             return
         # Evidence, not the 200: the server itself has to be seen `restoring` (now, or by the
         # tracker within policy.restore_seen_within) before the restore can be called done.
-        seen_restoring = await _server_restoring(services, request.server.id)
-        now = services.clock()
+        seen_restoring = await _server_restoring(vps, request.server.id)
+        now = life.clock()
 
         async def record(uow: UnitOfWork) -> bool:
-            audit_api_call(uow, now, request, "POST", path, 200)
-            return await _mark_running(services, uow, request, seen_restoring, started.message)
+            audit_call(uow, now, request, started.call)
+            return await _mark_running(life, uow, request, seen_restoring, started.message)
 
         # retried while the database stalls: VPS.org is restoring, and that must be known
-        await persist(services, record, f"the answer to the restore of request #{request.id}")
-        services.wake_outbox()
+        await persist(life, record, f"the answer to the restore of request #{request.id}")
 
 
-async def _server_restoring(services: Services, server_id: int) -> bool:
+async def _server_restoring(vps: VpsApi, server_id: int) -> bool:
     """One read of the server right after the restore call; a failed read proves nothing."""
     try:
-        return (await services.vps.get_server(server_id)).status == "restoring"
+        return (await vps.get_server(server_id)).status == "restoring"
     except VpsApiError:
         return False
 
 
 async def _mark_running(
-    services: Services,
+    life: Lifecycle,
     uow: UnitOfWork,
     request: OperationRequest,
     seen_restoring: bool,
@@ -393,101 +366,73 @@ async def _mark_running(
     """Move an executing restore to `running`. A request that another instance meanwhile
     marked needs_attention (it took this live call for a crashed one) is moved too: VPS.org's
     answer is better evidence than that guess."""
-    now = services.clock()
+    now = life.clock()
     current = await uow.requests.lock(request.id)
-    if current is None or current.status not in (Status.EXECUTING, Status.NEEDS_ATTENTION):
+    if current is None or current.action is not Action.RESTORE:
         return False
-    if current.status is Status.NEEDS_ATTENTION and current.action is not Action.RESTORE:
+    if current.status not in (Status.EXECUTING, Status.NEEDS_ATTENTION):
         return False
-    won = await uow.requests.transition(
-        request.id,
-        current.status,
-        Status.RUNNING,
-        at=now,
-        result=current.result
-        | {"seen_restoring": seen_restoring, "api_message": api_message, "started_at": iso(now)},
-        next_check_at=services.policy.next_tick(now),
-        expires_at=now + services.policy.restore_for,
-        lease_owner=None,
-        lease_until=None,
+    outcome = current.outcome.but(
+        seen_restoring=seen_restoring, api_message=api_message, started_at=now, failure=None
     )
-    if won:
-        uow.audit.record(
-            "transition",
-            at=now,
-            request_id=request.id,
-            detail={
-                "from": current.status.value,
-                "to": "running",
-                "requester": request.requester_id,
-                "approvers": list(_approvers(request)),
-                "kind": request.kind.value,
-                "target_id": request.target_id,
-                "server_id": request.server.id if request.server else None,
-            },
-        )
-        uow.outbox.add("update", {"event": "running"}, at=now, request_id=request.id)
-    return won
+    transition = current.move(
+        Event.ACCEPT,
+        at=now,
+        requester=request.requester_id,
+        approvers=list(current.outcome.approvers),
+        kind=request.kind.value,
+        target_id=request.target_id,
+        server_id=request.server.id if request.server else None,
+    )
+    return await apply(
+        uow,
+        current,
+        transition,
+        outcome,
+        notify=UPDATE,
+        next_check_at=life.policy.next_tick(now),
+        expires_at=now + life.policy.restore_for,
+    )
 
 
-def _approvers(request: OperationRequest) -> list[str]:
-    found = request.result.get("approvers")
-    return [str(a) for a in found] if isinstance(found, list) else []
-
-
-async def reconcile(services: Services, request: OperationRequest, cause: str) -> None:
+async def reconcile(
+    vps: VpsApi, life: Lifecycle, request: OperationRequest, cause: Failure
+) -> None:
     """The restore may or may not have been sent. Read the server, never resend: `restoring`
     means it started (follow it); anything else needs a person."""
     assert request.server is not None
     try:
-        server = await services.vps.get_server(request.server.id)
+        server = await vps.get_server(request.server.id)
     except VpsApiError as error:
-        status_text = f"could not read the server either ({error.detail})"
-        server_status = None
+        failure = replace(cause, read_detail=error.detail)
     else:
-        server_status = server.status
-        status_text = f"VPS.org shows the server {server.status}"
-    if server_status == "restoring":
+        if server.status == "restoring":
 
-        async def follow(uow: UnitOfWork) -> bool:
-            return await _mark_running(services, uow, request, True, "")
+            async def follow(uow: UnitOfWork) -> bool:
+                return await _mark_running(life, uow, request, True, "")
 
-        await persist(services, follow, f"the restore of request #{request.id}")
-        services.wake_outbox()
-        return
-    await finish(
-        services,
-        request,
-        Status.EXECUTING,
-        Status.NEEDS_ATTENTION,
-        {
-            "reason": f"{cause}; {status_text}. The bot did not send the restore again: "
-            "check the server, and ask again if it is still needed"
-        },
-        notify=("update", "reply", "dm"),
-    )
+            await persist(life, follow, f"the restore of request #{request.id}")
+            return
+        failure = replace(cause, status=server.status)
+    await finish(life, request, Event.LOSE, request.outcome.but(failure=failure))
 
 
-async def expire_due(services: Services) -> int:
+async def expire_due(life: Lifecycle) -> int:
     """The sweeper: pending requests past their time become `expired`, and their messages say so."""
-    now = services.clock()
+    now = life.clock()
     expired = 0
-    async with services.uow() as uow:
+    async with life.uow() as uow:
         waiting = await uow.requests.claim_due(
             statuses={Status.PENDING_APPROVAL, Status.PENDING_CONFIRMATION},
             now=now,
-            owner=services.owner,
+            owner=life.owner,
             lease=EXECUTION_LEASE,
             expired_before=now,
         )
         for request in waiting:
-            if await record_finish(
-                uow, request, request.status, Status.EXPIRED, {}, at=now, notify=("update",)
-            ):
+            if await end(uow, request, Event.EXPIRE, request.outcome, at=now, notify=UPDATE):
                 expired += 1
         await uow.commit()
-    if expired:
-        services.wake_outbox()
     return expired
 
 

@@ -7,6 +7,7 @@ import logging
 import re
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -25,11 +26,12 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from bot.domain.model import Kind
-from bot.services import Services, operations, restores
-from bot.slack import ids
+from bot.services import Services
+from bot.slack import actions, ids
 from bot.slack.actions import action_listener, on_unknown_action
 from bot.slack.commands import acknowledge_then, command_listener
 from bot.slack.errors import ADMITTED, handle_error
+from bot.slack.inflight import InFlight
 
 log = logging.getLogger(__name__)
 IDENTIFY_AT_START = 5.0  # seconds for auth.test when the bot starts (start is never blocked longer)
@@ -242,34 +244,45 @@ class Gate(AsyncMiddleware):
             log.error("could not audit a refused request: %s", type(error).__name__)
 
 
-# What build_app made for each app: its gate (with the installation) and its request verifier.
-_parts: weakref.WeakKeyDictionary[AsyncApp, tuple[Gate, SignatureVerifier | None]] = (
-    weakref.WeakKeyDictionary()
-)
+@dataclass(frozen=True)
+class Parts:
+    """What build_app made for an app: its gate (with the installation), its request
+    verifier, and the work it started for people (drained at shutdown)."""
+
+    gate: Gate
+    verifier: SignatureVerifier | None
+    inflight: InFlight
+
+
+_parts: weakref.WeakKeyDictionary[AsyncApp, Parts] = weakref.WeakKeyDictionary()
+
+
+def inflight_of(app: AsyncApp) -> InFlight:
+    return _parts[app].inflight
 
 
 async def identify(app: AsyncApp) -> bool:
     """Ask Slack (auth.test) which workspace `app` is installed in; called when the bot starts.
     A failure is logged and retried on the next request (refused until Slack answers)."""
-    gate, _ = _parts[app]
-    return await gate.installation.identify(IDENTIFY_AT_START)
+    return await _parts[app].gate.installation.identify(IDENTIFY_AT_START)
 
 
-def register(app: AsyncApp, services: Services) -> None:
+def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
     """Every listener the bot has, in one screen. Each acks at once and starts its work as a
     task of its own (`acknowledge_then`), so an ack never waits behind other requests' work."""
+    s, i = services, inflight
     listeners: list[tuple[Callable[..., Any], str | re.Pattern[str], Any]] = [
-        (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, services)),
-        (app.command, "/backup", command_listener(Kind.BACKUP, services)),
-        (app.action, ids.DELETE_CONFIRM, action_listener(operations.confirm_delete, services)),
-        (app.action, ids.DELETE_CANCEL, action_listener(operations.cancel, services)),
-        (app.action, ids.RESTORE_APPROVE, action_listener(restores.approve, services)),
-        (app.action, ids.RESTORE_DENY, action_listener(restores.deny, services)),
-        (app.action, ids.RESTORE_CANCEL, action_listener(restores.cancel, services)),
+        (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, s, i)),
+        (app.command, "/backup", command_listener(Kind.BACKUP, s, i)),
+        (app.action, ids.DELETE_CONFIRM, action_listener(actions.confirm_delete, s, i)),
+        (app.action, ids.DELETE_CANCEL, action_listener(actions.cancel_delete, s, i)),
+        (app.action, ids.RESTORE_APPROVE, action_listener(actions.approve, s, i)),
+        (app.action, ids.RESTORE_DENY, action_listener(actions.deny, s, i)),
+        (app.action, ids.RESTORE_CANCEL, action_listener(actions.cancel_restore, s, i)),
         (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
     ]
     for kind, matcher, work in listeners:
-        kind(matcher)(acknowledge_then(work, services))
+        kind(matcher)(acknowledge_then(work, s, i))
     app.error(handle_error)
 
 
@@ -284,9 +297,11 @@ def build_app(services: Services, *, bot_token: str, signing_secret: str, api_ur
         process_before_response=True,
         before_authorize=gate,  # before bolt's own auth.test: a foreign request sends nothing
     )
-    register(app, services)
+    inflight = InFlight()
+    register(app, services, inflight)
     # no secret (Socket Mode): nothing can be verified, so /slack/events refuses everything
-    _parts[app] = (gate, SignatureVerifier(signing_secret) if signing_secret else None)
+    verifier = SignatureVerifier(signing_secret) if signing_secret else None
+    _parts[app] = Parts(gate, verifier, inflight)
     return app
 
 
@@ -321,7 +336,7 @@ def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
     Slack sends slash commands and button clicks form-encoded; anything else is refused before
     bolt sees it, and a body bolt cannot parse or of the wrong shape is a 400, never a stack
     trace."""
-    _, verifier = _parts[app]
+    verifier = _parts[app].verifier
 
     async def slack_events(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -9,12 +9,36 @@ from typing import Any
 from bot.domain.errors import NotAllowed, UnknownRequest
 from bot.domain.operations import parse_id
 from bot.logs import new_request_id
-from bot.services import Services
+from bot.services import Services, operations, restores
 from bot.slack.commands import Arrival
+from bot.slack.inflight import InFlight
 from bot.slack.replies import Reply
 
 # A decision: (services, user_id, request_id, channel_id, clicked_at) -> anything.
 Decision = Callable[[Services, str, int, str, datetime], Awaitable[object]]
+
+
+# -- the decisions each button makes, each calling one use case with what it needs ------------
+
+
+async def confirm_delete(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    await operations.confirm_delete(s.vps, s.life, user, request, channel, at)
+
+
+async def cancel_delete(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    await operations.cancel(s.life, user, request, channel, at)
+
+
+async def approve(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    await restores.approve(s.vps, s.life, s.directory, user, request, channel, at)
+
+
+async def deny(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    await restores.deny(s.life, s.directory, user, request, channel, at)
+
+
+async def cancel_restore(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    await restores.cancel(s.life, user, request, channel, at)
 
 
 def _object(value: object) -> dict[str, Any]:
@@ -42,7 +66,7 @@ def _first_action(body: dict[str, Any]) -> dict[str, Any]:
     return _object(actions[0]) if isinstance(actions, list) and actions else {}
 
 
-def action_listener(decide: Decision, services: Services) -> Any:
+def action_listener(decide: Decision, services: Services, inflight: InFlight) -> Any:
     async def on_action(body: dict[str, Any], client: Any, arrival: Arrival) -> None:
         new_request_id()
         user_id = _user(body)
@@ -51,7 +75,7 @@ def action_listener(decide: Decision, services: Services) -> Any:
         action = _first_action(body)
         action_id = str(action.get("action_id", ""))
         # clicks have turns of their own: an Approve never waits behind slow lists
-        async with services.inflight.hold(lane="click"):
+        async with inflight.hold(lane="click"):
             try:
                 request_id = parse_id(str(action.get("value", "")))
                 if request_id is None or not user_id:

@@ -27,6 +27,7 @@ from bot.services.access import check_channel, check_operator
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
+from bot.slack.inflight import InFlight
 from bot.slack.parsing import parse, usage
 from bot.slack.replies import Reply
 
@@ -42,18 +43,19 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             return blocks.help_message(intent.kind, usage(intent.kind))
         case ListSnapshots(server_id):
             result = await listings.list_snapshots(services.vps, server_id)
-            return blocks.snapshot_list(result, services.clock())
+            return blocks.snapshot_list(result, services.life.clock())
         case ListBackups(server_id, backup_type):
             found = await listings.list_backups(services.vps, server_id, backup_type)
-            return blocks.backup_list(found, services.clock())
+            return blocks.backup_list(found, services.life.clock())
         case CreateSnapshot() | CreateBackup():
-            await operations.create(services, actor, intent)
+            await operations.create(services.vps, services.life, actor, intent)
             return None
         case RequestDelete():
-            await operations.request_delete(services, actor, intent)
+            await operations.request_delete(services.vps, services.life, actor, intent)
             return None
         case RequestRestore():
-            await restores.request_restore(services, actor, intent, usage(intent.kind, "restore"))
+            how = usage(intent.kind, "restore")
+            await restores.request_restore(services.vps, services.life, actor, intent, how)
             return None
 
 
@@ -76,21 +78,23 @@ def identity(request: Any, body: dict[str, Any]) -> str:
 Work = Callable[[dict[str, Any], Any, Arrival], Coroutine[Any, Any, None]]
 
 
-def acknowledge_then(work: Work, services: Services) -> Callable[..., Awaitable[None]]:
+def acknowledge_then(
+    work: Work, services: Services, inflight: InFlight
+) -> Callable[..., Awaitable[None]]:
     """A listener that answers Slack at once and starts `work(body, client, arrival)` as a
     task of its own. (Not bolt's lazy listeners: they deep-copy the whole request before the
     ack is sent, which cost a quarter of the CPU of a loaded instance and delayed every ack.)"""
 
     async def listener(ack: Any, body: dict[str, Any], client: Any, request: Any) -> None:
-        arrival = Arrival(identity(request, body), services.clock())
+        arrival = Arrival(identity(request, body), services.life.clock())
         await ack()
-        services.inflight.start(work(body, client, arrival))
+        inflight.start(work(body, client, arrival))
 
     listener.__name__ = f"ack_then_{getattr(work, '__name__', 'work')}"
     return listener
 
 
-def command_listener(kind: Kind, services: Services) -> Any:
+def command_listener(kind: Kind, services: Services, inflight: InFlight) -> Any:
     """The work of a slash command, started after the ack (`acknowledge_then`)."""
 
     async def on_command(command: dict[str, Any], client: Any, arrival: Arrival) -> None:
@@ -105,9 +109,9 @@ def command_listener(kind: Kind, services: Services) -> Any:
             command.get("response_url"), client, invocation.channel_id, invocation.user_id
         )
         actor = Actor(invocation.user_id, invocation.channel_id)
-        admitted = not services.inflight.full  # decided at arrival, before waiting for a turn
+        admitted = not inflight.full  # decided at arrival, before waiting for a turn
         # a "busy" answer must not queue behind the work it was refused for
-        async with services.inflight.hold(lane="work" if admitted else "busy"):
+        async with inflight.hold(lane="work" if admitted else "busy"):
             try:
                 if admitted and not await services.commands.first_delivery(
                     arrival.key, invocation.user_id, invocation.channel_id, invocation.command

@@ -27,7 +27,9 @@ ADMITTED = "vpsbot_admitted"
 
 
 def _api_error_text(error: VpsApiError) -> str:
-    code = f" (HTTP {error.status})" if error.status else ""
+    # VPS.org's detail names the status itself when it had nothing else to say ("HTTP 502")
+    said = error.status is not None and f"HTTP {error.status}" in error.detail
+    code = f" (HTTP {error.status})" if error.status and not said else ""
     detail = safe(error.detail, 300)
     if isinstance(error, Unauthorized):
         return (

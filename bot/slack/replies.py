@@ -59,7 +59,7 @@ class Reply:
         log_error(error)
         if services is not None:
             try:
-                await services.alarms.noticed(services, error, self.channel_id)
+                await services.alarms.noticed(services.life, error, self.channel_id)
             except Exception:
                 log.exception("could not raise the configuration alarm")
         await self.send(describe(error))

@@ -14,7 +14,10 @@ from sqlalchemy.orm import aliased
 
 from bot.domain.approvals import Vote
 from bot.domain.errors import AlreadyVoted, RestoreUnderWay
-from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
+from bot.domain.lifecycle import UNDER_WAY, Status, Transition
+from bot.domain.model import Action, Kind, OperationRequest, ServerRef
+from bot.domain.outcomes import Asked, Outcome
+from bot.storage.codec import dump_asked, dump_outcome, load_asked, load_outcome
 from bot.storage.tables import (
     ApprovalRecord,
     AuditRecord,
@@ -82,12 +85,19 @@ def _request(record: RequestRecord) -> OperationRequest:
         expires_at=record.expires_at,
         message_ts=record.message_ts,
         required_approvals=record.required_approvals,
-        params=dict(record.params),
-        result=dict(record.result),
+        asked=load_asked(dict(record.params)),
+        outcome=load_outcome(dict(record.result)),
     )
 
 
-UNDER_WAY = frozenset({Status.APPROVED, Status.EXECUTING, Status.RUNNING})
+def _columns(changes: dict[str, Any]) -> dict[str, Any]:
+    """Typed fields as their columns: `asked` -> params, `outcome` -> result (JSON)."""
+    values = dict(changes)
+    if "asked" in values:
+        values["params"] = dump_asked(values.pop("asked"))
+    if "outcome" in values:
+        values["result"] = dump_outcome(values.pop("outcome"))
+    return values
 
 
 class RequestRepository:
@@ -109,7 +119,7 @@ class RequestRepository:
         target_id: int | None = None,
         target_name: str = "",
         reason: str = "",
-        params: dict[str, Any] | None = None,
+        asked: Asked | None = None,
         expires_at: datetime | None = None,
         required_approvals: int = 0,
     ) -> OperationRequest:
@@ -124,8 +134,8 @@ class RequestRepository:
             target_id=target_id,
             target_name=target_name,
             reason=reason,
-            params=params or {},
-            result={},
+            params=dump_asked(asked or Asked()),
+            result=dump_outcome(Outcome()),
             created_at=at,
             updated_at=at,
             expires_at=expires_at,
@@ -151,51 +161,53 @@ class RequestRepository:
         record = (await self._session.scalars(query)).one_or_none()
         return None if record is None else _request(record)
 
-    async def transition(
-        self,
-        request_id: int,
-        expected: Status | Collection[Status],
-        new: Status,
-        *,
-        at: datetime,
-        **changes: Any,
-    ) -> bool:
-        """Move the request to `new` only if it is still in `expected`; True when this call won.
+    async def apply(self, transition: Transition, **changes: Any) -> bool:
+        """Apply a move of the state machine: one conditional UPDATE (`WHERE status = from`)
+        and, when it matched, the move's audit row, in the caller's transaction. True when
+        this call won: of two transactions racing for one request, exactly one matches the
+        row, whatever the database. `changes` sets other fields with it (`outcome`, leases…).
 
-        One conditional UPDATE: of two transactions racing for the same request, exactly one
-        matches the row, whatever the database. A move that would put a second restore of one
-        server under way violates `uq_requests_one_restore_per_server` and raises
-        RestoreUnderWay (in a savepoint, so the caller's transaction stays usable).
-        """
-        statuses = [expected] if isinstance(expected, Status) else list(expected)
-        values: dict[str, Any] = {"status": new.value, "updated_at": at}
-        for name, value in changes.items():
-            values[name] = value
+        A move that would put a second restore of one server under way violates
+        `uq_requests_one_restore_per_server` and raises RestoreUnderWay (in a savepoint, so
+        the caller's transaction stays usable)."""
+        values: dict[str, Any] = {"status": transition.target.value, "updated_at": transition.at}
+        values |= _columns(changes)
         statement = (
             update(RequestRecord)
-            .where(RequestRecord.id == request_id)
-            .where(RequestRecord.status.in_([s.value for s in statuses]))
+            .where(RequestRecord.id == transition.request_id)
+            .where(RequestRecord.status == transition.source.value)
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        if new not in UNDER_WAY:
+        if transition.target not in UNDER_WAY:
             result = await self._session.execute(statement)
-            return bool(cast(CursorResult[Any], result).rowcount == 1)
-        try:
-            async with self._session.begin_nested():
-                result = await self._session.execute(statement)
-        except IntegrityError:
-            raise RestoreUnderWay(
-                "Another restore of this server is already under way; this one was not started."
-            ) from None
-        return bool(cast(CursorResult[Any], result).rowcount == 1)
+        else:
+            try:
+                async with self._session.begin_nested():
+                    result = await self._session.execute(statement)
+            except IntegrityError:
+                raise RestoreUnderWay(
+                    "Another restore of this server is already under way; this one was not started."
+                ) from None
+        won = bool(cast(CursorResult[Any], result).rowcount == 1)
+        if won:
+            self._session.add(
+                AuditRecord(
+                    created_at=transition.at,
+                    event="transition",
+                    actor_id=transition.actor_id,
+                    request_id=transition.request_id,
+                    detail=transition.audit_detail(),
+                )
+            )
+        return won
 
     async def change(self, request_id: int, **changes: Any) -> None:
-        """Set fields other than the status (message_ts, result, next check)."""
+        """Set fields other than the status (message_ts, outcome, next check, leases)."""
         await self._session.execute(
             update(RequestRecord)
             .where(RequestRecord.id == request_id)
-            .values(**changes)
+            .values(**_columns(changes))
             .execution_options(synchronize_session=False)
         )
 
@@ -274,14 +286,18 @@ class OutboxItem:
 
 
 class OutboxRepository:
-    """Slack messages to deliver, added in the same transaction as the change that causes them."""
+    """Slack messages to deliver, added in the same transaction as the change that causes them.
+    `added` counts the rows this transaction queued (the unit of work wakes the sender for
+    them once they are committed)."""
 
     def __init__(self, session: AsyncSession) -> None:
         self._session = session
+        self.added = 0
 
     def add(
         self, kind: str, payload: dict[str, Any], *, at: datetime, request_id: int | None = None
     ) -> None:
+        self.added += 1
         self._session.add(
             OutboxRecord(
                 created_at=at,

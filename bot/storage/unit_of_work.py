@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Self
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -15,8 +16,15 @@ from bot.storage.repositories import (
 )
 
 
+def _nothing() -> None:
+    return None
+
+
 class SqlUnitOfWork:
-    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back."""
+    """`async with uow: ...; await uow.commit()`; leaving without commit rolls back.
+
+    Messages queued in the outbox go out once their transaction has committed: `commit()`
+    then calls `on_outbox` (the sender's wake-up), so no use case has to remember to."""
 
     audit: AuditRepository
     requests: RequestRepository
@@ -24,8 +32,13 @@ class SqlUnitOfWork:
     approvals: ApprovalRepository
     deliveries: DeliveryRepository
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        on_outbox: Callable[[], None] = _nothing,
+    ) -> None:
         self._sessions = sessions
+        self._on_outbox = on_outbox
         self._session: AsyncSession | None = None
 
     async def __aenter__(self) -> Self:
@@ -47,3 +60,6 @@ class SqlUnitOfWork:
     async def commit(self) -> None:
         assert self._session is not None, "use the unit of work inside `async with`"
         await self._session.commit()
+        if self.outbox.added:
+            self.outbox.added = 0
+            self._on_outbox()

@@ -27,6 +27,7 @@ from bot.domain.errors import BadResponse, VpsApiError
 from bot.domain.model import (
     Backup,
     BackupType,
+    Call,
     Listing,
     RestoreStarted,
     Server,
@@ -61,6 +62,11 @@ MAX_BODY = 10 * 1024 * 1024  # bytes; VPS.org's largest documented answer is a f
 RETRY_SHARE = 0.5
 
 T = TypeVar("T")
+
+
+def _call(method: str, path: str, status: int = 200) -> Call:
+    """A call that answered 2xx, named as the audit trail names it (`POST /snapshots/`)."""
+    return Call(method, "/" + path, status)
 
 
 def read_retry(*, backoff_factor: float = 0.25, max_wait: float = 3.0) -> Retry:
@@ -148,16 +154,24 @@ class VpsClient:
             payload["description"] = description
         body = await self._request("POST", "snapshots/", payload)
         created = self._one(schemas.SnapshotIn, body, "POST", "snapshots/")
-        return Started(created.to_domain(), self._scrub(created.message or ""))
+        return Started(
+            created.to_domain(),
+            self._scrub(created.message or ""),
+            _call("POST", "snapshots/", 201),
+        )
 
     async def restore_snapshot(self, snapshot_id: int) -> RestoreStarted:
         path = f"snapshots/{snapshot_id}/restore/"
         body = await self._request("POST", path)
         accepted = self._one(schemas.RestoreIn, body, "POST", path)
-        return RestoreStarted(accepted.server.to_domain(), self._scrub(accepted.message))
+        return RestoreStarted(
+            accepted.server.to_domain(), self._scrub(accepted.message), _call("POST", path)
+        )
 
-    async def delete_snapshot(self, snapshot_id: int) -> None:
-        await self._request("DELETE", f"snapshots/{snapshot_id}/")
+    async def delete_snapshot(self, snapshot_id: int) -> Call:
+        path = f"snapshots/{snapshot_id}/"
+        await self._request("DELETE", path)
+        return _call("DELETE", path, 204)
 
     # -- backups -----------------------------------------------------------------------------
 
@@ -178,7 +192,9 @@ class VpsClient:
             payload["description"] = description
         body = await self._request("POST", "backups/", payload)
         created = self._one(schemas.BackupIn, body, "POST", "backups/")
-        return Started(created.to_domain(), self._scrub(created.message or ""))
+        return Started(
+            created.to_domain(), self._scrub(created.message or ""), _call("POST", "backups/", 201)
+        )
 
     async def restore_backup(self, server_id: int, backup_id: int) -> RestoreStarted:
         path = f"servers/{server_id}/restore/"
@@ -187,11 +203,15 @@ class VpsClient:
         try:
             accepted = schemas.parse(schemas.RestoreIn, body)
         except schemas.SchemaError:
-            return RestoreStarted(Server(server_id, "", "restoring"), "")
-        return RestoreStarted(accepted.server.to_domain(), self._scrub(accepted.message))
+            return RestoreStarted(Server(server_id, "", "restoring"), "", _call("POST", path))
+        return RestoreStarted(
+            accepted.server.to_domain(), self._scrub(accepted.message), _call("POST", path)
+        )
 
-    async def delete_backup(self, backup_id: int) -> None:
-        await self._request("DELETE", f"backups/{backup_id}/")
+    async def delete_backup(self, backup_id: int) -> Call:
+        path = f"backups/{backup_id}/"
+        await self._request("DELETE", path)
+        return _call("DELETE", path, 204)
 
     # -- plumbing ----------------------------------------------------------------------------
 

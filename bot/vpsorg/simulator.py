@@ -9,6 +9,7 @@ in-process (`sim.inject(...)`) or over HTTP (`POST /_sim/faults`) for tests in o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import time
@@ -125,6 +126,7 @@ class Simulator:
         self.objects: dict[str, dict[int, SimObject]] = {"snapshots": {}, "backups": {}}
         self.calls: list[SimCall] = []
         self.faults: list[Fault] = []
+        self._released: asyncio.Event | None = None  # ends the "hang" faults under way
         # test hook: JSON objects listed as they are, beside the real ones (see `add_raw`)
         self.raw: dict[str, list[Any]] = {"snapshots": [], "backups": []}
         self._next_id = {"snapshots": 900, "backups": 600}
@@ -278,6 +280,18 @@ class Simulator:
         self.faults.append(fault)
         return fault
 
+    def release_hangs(self) -> None:
+        """Test helper: every "hang" fault under way answers now (later ones hang as asked)."""
+        if self._released is not None:
+            self._released.set()
+            self._released = None
+
+    async def _hang(self, seconds: float) -> None:
+        if self._released is None:
+            self._released = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._released.wait(), seconds)
+
     def calls_to(self, method: str, path: str | None = None) -> list[SimCall]:
         return [c for c in self.calls if c.method == method and (path is None or c.path == path)]
 
@@ -327,7 +341,7 @@ class Simulator:
         fault = self._take_fault(request.method, path)
         if fault is not None:
             if fault.kind == "hang":
-                await asyncio.sleep(fault.delay)
+                await self._hang(fault.delay)
             elif fault.kind == "malformed":
                 return Response(
                     b'{"count": 2, "results": [{"id": 8', 200, media_type="application/json"

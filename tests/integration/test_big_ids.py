@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.serving import serving
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator

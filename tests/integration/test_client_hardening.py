@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from bot.domain.errors import BadRequest, BadResponse, Unavailable
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.client import VpsClient, httpx_timeout, read_retry
 from bot.vpsorg.simulator import Fault, Simulator
@@ -252,4 +252,4 @@ async def test_the_token_reaches_neither_slack_nor_the_debug_log(
     async with SqlUnitOfWork(stack.bot.database.sessions) as uow:  # nor the bot's records
         [request] = await uow.requests.in_status(*Status)
     assert request.status is Status.FAILED
-    assert VPS_TOKEN not in json.dumps(request.result)
+    assert VPS_TOKEN not in repr(request.outcome)

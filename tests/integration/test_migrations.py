@@ -1,5 +1,7 @@
 """Migrations upgrade a live database with its rows kept (SQLite, and PostgreSQL when set)."""
 
+import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -9,7 +11,10 @@ from sqlalchemy.engine import Connection
 
 from bot.config import async_database_url
 from bot.domain.errors import RestoreUnderWay
-from bot.domain.model import Action, Kind, ServerRef, Status
+from bot.domain.lifecycle import Event, Status, Transition
+from bot.domain.model import Action, Kind, ServerRef
+from bot.domain.outcomes import Failure, Recovery, Why
+from bot.slack.blocks import request_message
 from bot.storage.database import Database, alembic_config
 from bot.storage.unit_of_work import SqlUnitOfWork
 
@@ -103,14 +108,102 @@ async def test_a_second_restore_of_a_server_cannot_be_under_way(database_url: st
                 expires_at=AT + timedelta(minutes=30),
             )
         await uow.commit()
+    approve, claim, done = (
+        Transition(request, source, event, target, AT)
+        for request, source, event, target in (
+            (0, Status.PENDING_APPROVAL, Event.APPROVE, Status.APPROVED),
+            (0, Status.APPROVED, Event.CLAIM, Status.EXECUTING),
+            (0, Status.EXECUTING, Event.COMPLETE, Status.SUCCEEDED),
+        )
+    )
     async with SqlUnitOfWork(db.sessions) as uow:
-        assert await uow.requests.transition(1, Status.PENDING_APPROVAL, Status.EXECUTING, at=AT)
+        assert await uow.requests.apply(replace(approve, request_id=1))
+        assert await uow.requests.apply(replace(claim, request_id=1))
         await uow.commit()
     async with SqlUnitOfWork(db.sessions) as uow:
         with pytest.raises(RestoreUnderWay):
-            await uow.requests.transition(2, Status.PENDING_APPROVAL, Status.EXECUTING, at=AT)
+            await uow.requests.apply(replace(approve, request_id=2))
     async with SqlUnitOfWork(db.sessions) as uow:  # once the first has ended, the next may go
-        assert await uow.requests.transition(1, Status.EXECUTING, Status.SUCCEEDED, at=AT)
-        assert await uow.requests.transition(2, Status.PENDING_APPROVAL, Status.EXECUTING, at=AT)
+        assert await uow.requests.apply(replace(done, request_id=1))
+        assert await uow.requests.apply(replace(approve, request_id=2))
         await uow.commit()
+    await db.dispose()
+
+
+async def _insert_0002_rows(db: Database) -> None:
+    """Rows as the code of revision 0002 wrote them: sentences in `result`, the deciders under
+    three names, a delete's target date as `created_at`."""
+    rows = [
+        (
+            "delete",
+            "succeeded",
+            {"created_at": "2025-01-15T18:30:00+00:00", "size_mb": 5120},
+            {"deleted_by": "U2", "deleted_at": "2026-11-30T12:05:00+00:00"},
+        ),
+        (
+            "restore",
+            "failed",
+            {"target_created_at": "2025-01-15T18:30:00+00:00", "target_size_mb": 5120},
+            {"approvers": ["U2"], "reason": "the server is already being restored; nothing "
+             "was restored", "api_status": 409},
+        ),
+        ("restore", "denied", {}, {"denied_by": "U3"}),
+        ("restore", "cancelled", {}, {"reason": "card_not_posted", "slack_error": "not_in_c"
+         "hannel"}),
+        (
+            "create",
+            "running",
+            {"name": "n", "description": "d", "known_ids": [798, 801]},
+            {"api_message": "Snapshot creation started", "started_at": "2026-11-30T12:00:00+00:00",
+             "recovered": "VPS.org did not confirm the create, but lists it: following it",
+             "poll_failures": 2},
+        ),
+    ]  # fmt: skip
+    async with db.engine.begin() as conn:
+        for action, status, params, result in rows:
+            await conn.execute(
+                text(
+                    "INSERT INTO requests (kind, action, status, requester_id, channel_id,"
+                    " server_id, server_name, target_id, target_name, reason, params, result,"
+                    " required_approvals, created_at, updated_at) VALUES ('snapshot', :action,"
+                    " :status, 'U1', 'C1', 7, 'web', 801, 'x', '', :params, :result, 1, :at, :at)"
+                ),
+                {
+                    "action": action,
+                    "status": status,
+                    "params": json.dumps(params),
+                    "result": json.dumps(result),
+                    "at": AT.replace(tzinfo=None) if db.dialect == "sqlite" else AT,
+                },
+            )
+
+
+async def test_0003_rewrites_the_outcomes_of_live_rows_as_typed_records(database_url: str) -> None:
+    db = Database(async_database_url(database_url))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_to("0002"))
+    await _insert_0002_rows(db)
+    await db.upgrade()
+
+    async with SqlUnitOfWork(db.sessions) as uow:
+        deleted, refused, denied, unposted, running = await uow.requests.in_status(*Status)
+    taken = datetime(2025, 1, 15, 18, 30, tzinfo=UTC)
+    assert (deleted.asked.target_created_at, deleted.asked.target_size_mb) == (taken, 5120)
+    assert deleted.outcome.decided_by == "U2"
+    assert deleted.outcome.finished_at == datetime(2026, 11, 30, 12, 5, tzinfo=UTC)
+    assert refused.outcome.approvers == ("U2",)
+    assert refused.outcome.failure == Failure(
+        Why.LEGACY,
+        detail="the server is already being restored; nothing was restored",
+        http_status=409,
+    )
+    assert denied.outcome.decided_by == "U3"
+    assert unposted.outcome.failure == Failure(Why.CARD_NOT_POSTED, detail="not_in_channel")
+    assert running.asked.known_ids == (798, 801)
+    assert running.outcome.recovered is Recovery.LISTED
+    assert running.outcome.poll_failures == 2
+    assert running.outcome.api_message == "Snapshot creation started"
+    # and they still read as they did: the old sentence is shown as it was written
+    card = request_message(refused, AT).text
+    assert "*failed*: the server is already being restored; nothing was restored" in card
     await db.dispose()

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, OperationRequest, ServerRef
 from bot.services.ports import DeliveryError
 from bot.serving import serving
 from bot.slack import web_client

@@ -9,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from bot.domain.model import Kind, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Kind
 from bot.domain.operations import RequestRestore
 from bot.services import restores
 from bot.services.operations import Actor
@@ -67,7 +68,10 @@ async def test_two_restores_of_one_server_approved_at_once_send_one_call(
     for round_ in range(ROUNDS):
         a, b = [
             await restores.request_restore(
-                first.bot.services, actor, RequestRestore(Kind.SNAPSHOT, n + 10 * round_, "r")
+                first.bot.services.vps,
+                first.bot.services.life,
+                actor,
+                RequestRestore(Kind.SNAPSHOT, n + 10 * round_, "r"),
             )
             for n in (902, 903)
         ]

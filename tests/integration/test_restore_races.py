@@ -8,7 +8,8 @@ from contextlib import AsyncExitStack
 
 import pytest
 
-from bot.domain.model import Kind, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Kind
 from bot.domain.operations import RequestRestore
 from bot.services import restores
 from bot.services.operations import Actor
@@ -52,7 +53,10 @@ async def test_two_approvers_at_the_same_instant_restore_once(
 
     async def race(i: int) -> None:
         request = await restores.request_restore(
-            first.bot.services, actor, RequestRestore(Kind.SNAPSHOT, 70000 + i, "race")
+            first.bot.services.vps,
+            first.bot.services.life,
+            actor,
+            RequestRestore(Kind.SNAPSHOT, 70000 + i, "race"),
         )
         request_ids.append(request.id)
         acks = await asyncio.gather(

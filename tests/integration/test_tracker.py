@@ -8,7 +8,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from bot.bootstrap import Bot, build
-from bot.domain.model import Action, Kind, ServerRef, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, ServerRef
 from bot.services import tracking
 from bot.serving import serving
 from bot.storage.unit_of_work import SqlUnitOfWork
@@ -86,7 +87,7 @@ async def test_a_cycle_over_1000_operations_on_100_servers_makes_2_calls_per_ser
     try:
         await seed_in_flight(bot, env.sim, servers=100, per_kind=5)
         env.sim.calls.clear()
-        report = await tracking.check_in_flight(bot.services, "solo")
+        report = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
         assert report.claimed == 1000
         assert report.api_calls == len(env.sim.calls) == 200
         per_server = Counter(call.query["server_id"] for call in env.sim.calls)
@@ -97,7 +98,7 @@ async def test_a_cycle_over_1000_operations_on_100_servers_makes_2_calls_per_ser
         env.sim.calls.clear()
         # the next cycle is due one poll interval later
         await asyncio.sleep(0.15)
-        report = await tracking.check_in_flight(bot.services, "solo")
+        report = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
         assert (report.api_calls, len(env.sim.calls), report.finished) == (200, 200, 1000)
         async with SqlUnitOfWork(bot.database.sessions) as uow:
             pending = await uow.outbox.items("pending")
@@ -112,19 +113,21 @@ async def test_the_tracker_backs_off_while_the_api_fails(env: Env, sqlite_url: s
     try:
         await seed_in_flight(bot, env.sim, servers=2, per_kind=1)
         env.sim.inject(Fault("GET", "/(snapshots|backups)/", status=503, times=None))
-        first = await tracking.check_in_flight(bot.services, "solo")
+        first = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
         assert (first.api_calls, first.failed_calls) == (4, 4)
         # A failed read says nothing about the operations: they stay running, checked later.
-        soon = await tracking.check_in_flight(bot.services, "solo")
+        soon = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
         assert soon.claimed == 0
         async with SqlUnitOfWork(bot.database.sessions) as uow:
             running = await uow.requests.in_status(Status.RUNNING)
         assert len(running) == 4
-        assert all(r.result["poll_failures"] == 1 for r in running)
+        assert all(r.outcome.poll_failures == 1 for r in running)
         env.sim.faults.clear()
         env.sim.finish_all()
         await asyncio.sleep(0.65)  # backoff: 2 x poll interval, rounded up to a tick
-        assert (await tracking.check_in_flight(bot.services, "solo")).finished == 4
+        assert (
+            await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
+        ).finished == 4
     finally:
         await bot.stop()
 
@@ -220,10 +223,10 @@ async def test_claims_are_disjoint_and_a_dead_owners_claims_lapse(
         assert first | second == set(ids)
 
         # Both die holding their claims: nobody polls them again until the leases lapse.
-        report = await tracking.check_in_flight(two.services, "two")
+        report = await tracking.check_in_flight(two.services.vps, two.services.life, "two")
         assert report.claimed == 0
         now[0] += tracking.LEASE + timedelta(seconds=1)
-        report = await tracking.check_in_flight(two.services, "two")
+        report = await tracking.check_in_flight(two.services.vps, two.services.life, "two")
         assert report.claimed == len(ids)
     finally:
         await one.stop()

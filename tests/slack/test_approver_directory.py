@@ -8,7 +8,7 @@ import pytest
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.domain.errors import DirectoryUnavailable
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.serving import serving
 from bot.slack import ids
 from bot.slack.directory import SlackDirectory

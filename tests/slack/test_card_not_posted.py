@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from bot.domain.model import Action, Kind, OperationRequest, ServerRef, Status
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, OperationRequest, ServerRef
+from bot.domain.outcomes import Failure, Why
 from bot.services.ports import DeliveryError
 from bot.serving import serving
 from bot.slack import ids, web_client
@@ -85,10 +87,16 @@ async def test_a_restore_whose_card_is_refused_is_cancelled_and_the_requester_to
     request = await the_request(stack)
     assert request.status is Status.CANCELLED
     assert request.message_ts is None
-    assert request.result["reason"] == "card_not_posted"
-    assert request.result["slack_error"] == "not_in_channel"
+    assert request.outcome.failure is not None
+    assert request.outcome.failure == Failure(Why.CARD_NOT_POSTED, detail="not_in_channel")
     [why] = await transitions(stack, request.id)
-    assert why == {"to": "cancelled", "reason": "card_not_posted", "slack_error": "not_in_channel"}
+    assert why == {
+        "from": "pending_approval",
+        "to": "cancelled",
+        "event": "cancel",
+        "why": "card_not_posted",
+        "detail": "not_in_channel",
+    }
     await outbox_settles(stack, [("post", "failed"), ("tell_requester", "sent")])
 
     # a click on Approve for that request (a forged or stale payload) is refused
@@ -116,7 +124,8 @@ async def test_a_delete_whose_confirmation_is_refused_is_cancelled_and_never_sen
     request = await the_request(stack)
     assert request.status is Status.CANCELLED
     [why] = await transitions(stack, request.id)
-    assert (why["to"], why["reason"], why["slack_error"]) == (
+    assert (why["from"], why["to"], why["why"], why["detail"]) == (
+        "pending_confirmation",
         "cancelled",
         "card_not_posted",
         "not_in_channel",
@@ -154,7 +163,7 @@ async def test_when_the_ephemeral_is_refused_too_the_requester_gets_a_dm(
     assert stack.slack.api_calls("chat.postEphemeral") == []  # refused, so never recorded
     request = await the_request(stack)
     assert request.status is Status.CANCELLED
-    assert request.result["slack_error"] == error
+    assert request.outcome.failure == Failure(Why.CARD_NOT_POSTED, detail=error)
     assert restore_calls(stack) == []
 
 

@@ -7,6 +7,7 @@ import time
 import httpx
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bot.slack import inflight_of
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault
 from tests.conftest import ALICE, CHANNEL, VPS_TOKEN, Stack
@@ -159,7 +160,7 @@ async def test_unknown_paths_are_not_served(stack: Stack) -> None:
 async def test_beyond_the_backlog_a_command_is_answered_busy_at_once_and_audited(
     stack: Stack,
 ) -> None:
-    inflight = stack.bot.services.inflight
+    inflight = inflight_of(stack.bot.slack)
     inflight.backlog = 4  # as many as there are turns: all four are taken by hanging reads
     stack.sim.inject(Fault("GET", "/snapshots/", kind="hang", delay=2.0, times=None))
     keys = [(await stack.command("list 12345"))[1] for _ in range(4)]

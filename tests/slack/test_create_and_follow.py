@@ -2,7 +2,7 @@
 
 import json
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault
 from tests.conftest import ALICE, BOB, CHANNEL, Stack
@@ -94,7 +94,8 @@ async def test_a_create_the_api_refuses_is_recorded_as_failed(stack: Stack) -> N
     async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
         [request] = await uow.requests.in_status(*Status)
     assert request.status is Status.FAILED
-    assert request.result["api_status"] == 400
+    assert request.outcome.failure is not None
+    assert request.outcome.failure.http_status == 400
     assert stack.posts() == []
 
 

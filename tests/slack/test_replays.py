@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.serving import serving
 from bot.slack import ids
 from bot.slack.signing import signed_headers

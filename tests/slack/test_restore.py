@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from freezegun import freeze_time
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault, Simulator
@@ -244,7 +244,7 @@ async def test_only_configured_approvers_count_and_each_votes_once(strict_stack:
         votes = await uow.approvals.votes(int(request_id))
         events = await uow.audit.events(request_id=int(request_id))
     assert request is not None
-    assert request.result["approvers"] == [CAROL, DAVE]
+    assert request.outcome.approvers == (CAROL, DAVE)
     assert [(v.voter_id, v.decision) for v in votes] == [(CAROL, "approve"), (DAVE, "approve")]
     running = next(e for e in events if e.event == "transition" and e.detail.get("to") == "running")
     assert running.detail["requester"] == ALICE

@@ -7,7 +7,7 @@ from typing import Any
 
 from freezegun import freeze_time
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault
@@ -81,7 +81,7 @@ async def test_a_real_restore_is_seen_restoring_and_then_reported_done(stack: St
     async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
         request = await uow.requests.get(request_id)
     assert request is not None
-    assert request.result["seen_restoring"] is True  # read from the server, not the 200
+    assert request.outcome.seen_restoring is True  # read from the server, not the 200
     stack.sim.finish_all()
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
     assert "was *restored*" in text_of(reply)

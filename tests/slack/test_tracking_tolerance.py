@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from freezegun import freeze_time
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from bot.bootstrap import build, run_socket_mode
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.serving import serving
 from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork

@@ -3,16 +3,8 @@
 import json
 from datetime import UTC, datetime, timedelta
 
-from bot.domain.model import (
-    Action,
-    Backup,
-    BackupType,
-    Kind,
-    OperationRequest,
-    ServerRef,
-    Snapshot,
-    Status,
-)
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Backup, BackupType, Kind, OperationRequest, ServerRef, Snapshot
 from bot.services.listings import BackupList, SnapshotList
 from bot.slack import blocks
 from bot.slack.parsing import usage
@@ -177,7 +169,7 @@ def test_backticks_in_names_and_descriptions_cannot_open_or_close_code_spans() -
 
 def test_a_server_without_a_name_is_named_by_its_id() -> None:
     from bot.domain.model import ServerRef
-    from bot.slack.blocks import server_label
+    from bot.slack.blocks.text import server_label
 
     assert server_label(ServerRef(12345, "")) == "server `12345`"
     assert server_label(ServerRef(12345, "web")) == "*web* (`12345`)"

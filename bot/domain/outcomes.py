@@ -1,0 +1,93 @@
+"""Typed records of what a request asked for and what became of it: facts, never sentences.
+
+Services record what happened (what VPS.org answered, sizes, durations, a failure as a code
+with its data); the Slack renderer alone decides the words. Storage keeps them as JSON.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Self
+
+
+class Why(StrEnum):
+    """Why a request failed or needs a person."""
+
+    API_REFUSED = "api_refused"  # VPS.org said no to the call: nothing happened
+    API_UNCONFIRMED = "api_unconfirmed"  # the call got no usable answer: it may have happened
+    STILL_LISTED = "still_listed"  # an unconfirmed delete whose target is still listed
+    UNREADABLE_AFTER = "unreadable_after"  # an unconfirmed call, and reading back failed too
+    CHECK_FAILED = "check_failed"  # the target could not be checked before a restore
+    TARGET_MOVED = "target_moved"  # the snapshot or backup now belongs to another server
+    TARGET_INCOMPLETE = "target_incomplete"  # ... is not `completed` (status)
+    TARGET_CHANGED = "target_changed"  # the snapshot's name changed since the request
+    SERVER_BUSY = "server_busy"  # the server is already restoring
+    NOT_LISTED = "not_listed"  # the object (or the server) is no longer listed
+    OBJECT_FAILED = "object_failed"  # VPS.org reports the object in a failed status (status)
+    SERVER_FAILED = "server_failed"  # the restored server is in a failed status (status)
+    NEVER_SEEN_RESTORING = "never_seen_restoring"  # accepted, but never seen restoring (status)
+    UNREADABLE = "unreadable"  # the server could not be read `count` times over `seconds`
+    STOPPED_FOLLOWING = "stopped_following"  # still working when the follow window closed
+    BOT_STOPPED = "bot_stopped"  # the bot stopped while it was sending the call
+    CARD_NOT_POSTED = "card_not_posted"  # Slack refused the request's card (detail: its error)
+    LEGACY = "legacy"  # recorded as a sentence by an older version (detail: that sentence)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failure as a code and its data. `detail` holds words from outside (VPS.org's error,
+    Slack's error code), never the bot's own; `status` a status VPS.org reported."""
+
+    why: Why
+    detail: str = ""
+    http_status: int | None = None
+    status: str = ""  # an object's or a server's status, or "" when not read
+    read_detail: str = ""  # why a read-back failed, when one did
+    count: int = 0
+    seconds: int = 0
+
+
+class Recovery(StrEnum):
+    """How the bot learnt that an unconfirmed call had worked after all."""
+
+    LISTED = "listed"  # the create's answer was lost, but VPS.org lists the new object
+    READ_BACK = "read_back"  # the bot stopped before recording it; found by name at start
+    GONE = "gone"  # the delete's answer was lost, but the target is gone
+
+
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What the request was about when it was made (never rewritten after, but for
+    `card_not_posted`)."""
+
+    name: str = ""  # a snapshot's name
+    description: str = ""
+    known_ids: tuple[int, ...] = ()  # the ids that existed before a create's POST
+    target_created_at: datetime | None = None  # when the snapshot or backup was taken
+    target_size_mb: int | None = None
+    target_status: str = ""
+    card_not_posted: str = ""  # Slack's error when the request's card could not be posted
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What became of the request so far."""
+
+    approvers: tuple[str, ...] = ()  # in the order they approved
+    decided_by: str | None = None  # who denied, cancelled or confirmed it
+    api_message: str = ""  # VPS.org's own message when it accepted the call
+    started_at: datetime | None = None  # when VPS.org accepted it
+    seen_restoring: bool = False
+    size_mb: int | None = None
+    took_seconds: int | None = None
+    finished_at: datetime | None = None
+    failure: Failure | None = None
+    recovered: Recovery | None = None
+    poll_failures: int = 0  # reads in a row that told nothing
+    first_failure_at: datetime | None = None
+
+    def but(self, **changes: object) -> Self:
+        """A copy with `changes` (dataclasses.replace, named for reading)."""
+        return replace(self, **changes)  # type: ignore[arg-type]

@@ -1,0 +1,35 @@
+"""Pure Block Kit builders: results in, messages out. Nothing here talks to Slack.
+
+`text` holds the helpers and the basic blocks (slack_sdk's models), `listings` the snapshot
+and backup lists, `requests` a request's card and everything said about it, `help` the short
+answers. Every builder keeps within Slack's limits: 50 blocks, 3,000 characters per section
+text, 75 per button label.
+"""
+
+from bot.slack.blocks.help import error_message, help_message, notice_message
+from bot.slack.blocks.listings import backup_list, snapshot_list
+from bot.slack.blocks.requests import (
+    card_not_posted_message,
+    outcome_message,
+    request_message,
+)
+from bot.slack.blocks.text import Block, Message, ago, escape, safe, size, span, user
+
+__all__ = [
+    "Block",
+    "Message",
+    "ago",
+    "backup_list",
+    "card_not_posted_message",
+    "error_message",
+    "escape",
+    "help_message",
+    "notice_message",
+    "outcome_message",
+    "request_message",
+    "safe",
+    "size",
+    "snapshot_list",
+    "span",
+    "user",
+]

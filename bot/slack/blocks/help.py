@@ -1,0 +1,40 @@
+"""Help, refusals and notices: the short answers a person or a channel gets."""
+
+from __future__ import annotations
+
+from bot.domain.model import Kind
+from bot.slack.blocks.text import MAX_FALLBACK, Message, clip, context, plain, safe, section
+
+INTRO = {
+    Kind.SNAPSHOT: "Snapshots are quick point-in-time copies (at most 5 per server).",
+    Kind.BACKUP: "Backups are kept for the long term (at most 10 manual backups per server).",
+}
+
+
+def help_message(kind: Kind, usage_text: str) -> Message:
+    blocks = [
+        section(f"*`/{kind.value}`*: {INTRO[kind]}"),
+        section(usage_text),
+        context("Restores overwrite the whole server and need a second person's approval."),
+    ]
+    return Message(f"/{kind.value} help", blocks)
+
+
+def error_message(text: str, usage_text: str | None = None) -> Message:
+    blocks = [section(text)]
+    if usage_text:
+        blocks.append(context(usage_text))
+    return Message(clip(text, MAX_FALLBACK), blocks)
+
+
+NOTICES = {
+    "vps_unauthorized": (
+        ":closed_lock_with_key: *vpsbot cannot reach VPS.org: the API token is rejected (HTTP "
+        "401).* This is a configuration problem: an admin needs to set a valid `VPS_API_TOKEN` "
+        "and restart the bot. Until then no command that reads or changes servers can work."
+    ),
+}
+
+
+def notice_message(event: str) -> Message:
+    return plain(NOTICES.get(event, f"vpsbot notice: {safe(event, 100)}"))

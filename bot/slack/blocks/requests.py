@@ -1,0 +1,510 @@
+"""A request's card in the channel (posted, then updated in place), its outcome in the thread
+and in DMs, and the words for every failure. One table, `CARD`, says how each (action, status)
+reads; another, `FAILURES`, how each failure code does."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from slack_sdk.models.blocks import (
+    ActionsBlock,
+    ButtonElement,
+    ConfirmObject,
+    MarkdownTextObject,
+    PlainTextObject,
+)
+
+from bot.domain.lifecycle import UNDER_WAY, Status
+from bot.domain.model import Action, Kind, OperationRequest
+from bot.domain.outcomes import Failure, Why
+from bot.slack import ids
+from bot.slack.blocks.text import (
+    MAX_FALLBACK,
+    Block,
+    Message,
+    ago,
+    clip,
+    context,
+    escape,
+    people,
+    safe,
+    section,
+    server_label,
+    size,
+    span,
+    user,
+    when,
+)
+
+# -- how people name things ------------------------------------------------------------------
+
+
+def what(request: OperationRequest) -> str:
+    """`snapshot `before-update`` or `manual backup “Pre-deploy”` or `backup 499`."""
+    if request.action is Action.CREATE and request.kind is Kind.BACKUP:
+        described = f" “{safe(request.target_name, 100)}”" if request.target_name else ""
+        return f"manual backup{described}"
+    name = f" `{safe(request.target_name, 100)}`" if request.target_name else ""
+    ident = f" (id `{request.target_id}`)" if request.target_id is not None else ""
+    return f"{request.kind.value}{name}{ident}"
+
+
+def on(request: OperationRequest) -> str:
+    return server_label(request.server) if request.server else "an unknown server"
+
+
+def source(request: OperationRequest) -> str:
+    """`snapshot `pre-migration` (id `801`, taken 2025-01-15 18:30 UTC, 5.0 GB)`."""
+    details = [f"id `{request.target_id}`"]
+    if request.asked.target_created_at is not None:
+        details.append(f"taken {when(request.asked.target_created_at)}")
+    if request.asked.target_size_mb is not None:
+        details.append(size(request.asked.target_size_mb))
+    name = f" `{safe(request.target_name, 100)}`" if request.target_name else ""
+    return f"{request.kind.value}{name} ({', '.join(details)})"
+
+
+# -- failures: a code and its data, in words --------------------------------------------------
+
+
+def _detail(failure: Failure) -> str:
+    return failure.detail or "no answer"
+
+
+def _bot_stopped(failure: Failure, request: OperationRequest) -> str:
+    if request.action is Action.RESTORE:
+        return "the bot stopped while it was sending this request" + _reconciled(failure)
+    return (
+        "the bot stopped while it was sending this request; it may or may not have happened "
+        "and was not sent again"
+    )
+
+
+def _reconciled(failure: Failure) -> str:
+    """What the bot read of the server after a restore call with no usable answer."""
+    if failure.read_detail:
+        seen = f"could not read the server either ({failure.read_detail})"
+    elif failure.status:
+        seen = f"VPS.org shows the server {failure.status}"
+    else:
+        return ""
+    return (
+        f"; {seen}. The bot did not send the restore again: check the server, and ask again "
+        "if it is still needed"
+    )
+
+
+def _unconfirmed(failure: Failure, request: OperationRequest) -> str:
+    if request.action is Action.RESTORE:
+        return _detail(failure) + _reconciled(failure)
+    return _detail(failure)
+
+
+def _refused(failure: Failure, request: OperationRequest) -> str:
+    if request.action is Action.RESTORE:
+        return f"VPS.org refused: {_detail(failure)}; nothing was restored"
+    return _detail(failure)
+
+
+def _stopped_following(failure: Failure, request: OperationRequest) -> str:
+    if failure.detail:
+        return (
+            f"could not be read when the bot stopped following ({failure.detail}); outcome unknown"
+        )
+    if request.action is Action.RESTORE:
+        return f"still {failure.status} when the bot stopped following; outcome unknown"
+    return "still in progress when the bot stopped following it; outcome unknown"
+
+
+def _not_listed(_: Failure, request: OperationRequest) -> str:
+    if request.action is Action.RESTORE:
+        return "the server is no longer listed by VPS.org"
+    return "no longer listed by VPS.org"
+
+
+NOTHING_RESTORED = "; nothing was restored"
+FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
+    Why.API_REFUSED: _refused,
+    Why.API_UNCONFIRMED: _unconfirmed,
+    Why.STILL_LISTED: lambda f, r: (
+        f"{_detail(f)}; it is still listed right now, but VPS.org may still carry the delete "
+        "out. The delete was not sent again"
+    ),
+    Why.UNREADABLE_AFTER: lambda f, r: (
+        f"{_detail(f)}; reading it back failed too ({f.read_detail}). It may or may not be "
+        "deleted, and the delete was not sent again"
+    ),
+    Why.CHECK_FAILED: lambda f, r: (
+        f"could not check the {r.kind.value} before restoring ({_detail(f)}){NOTHING_RESTORED}"
+    ),
+    Why.TARGET_MOVED: lambda f, r: (
+        f"the {r.kind.value} now belongs to another server{NOTHING_RESTORED}"
+    ),
+    Why.TARGET_INCOMPLETE: lambda f, r: (
+        f"the {r.kind.value} is not complete (status: {f.status}){NOTHING_RESTORED}"
+    ),
+    Why.TARGET_CHANGED: lambda f, r: f"the snapshot changed since the request{NOTHING_RESTORED}",
+    Why.SERVER_BUSY: lambda f, r: f"the server is already being restored{NOTHING_RESTORED}",
+    Why.NOT_LISTED: _not_listed,
+    Why.OBJECT_FAILED: lambda f, r: f"status: {f.status}",
+    Why.SERVER_FAILED: lambda f, r: f"server status: {f.status}",
+    Why.NEVER_SEEN_RESTORING: lambda f, r: (
+        "VPS.org accepted the restore, but the server was never seen restoring (it is "
+        f"{f.status}). It may not have happened: check the server before asking again"
+    ),
+    Why.UNREADABLE: lambda f, r: (
+        f"the server could not be read {f.count} times in a row over {f.seconds} s "
+        f"({f.detail}); the restore may still be running: check the server"
+    ),
+    Why.STOPPED_FOLLOWING: _stopped_following,
+    Why.BOT_STOPPED: _bot_stopped,
+    Why.CARD_NOT_POSTED: lambda f, r: f"Slack refused its card ({f.detail})",
+    Why.LEGACY: lambda f, r: f.detail,
+}
+
+
+def reason(request: OperationRequest) -> str:
+    """Why the request failed or needs a person, in words (escaped and clipped)."""
+    failure = request.outcome.failure
+    text = FAILURES[failure.why](failure, request) if failure else "no reason given"
+    return safe(text, 300)
+
+
+# -- the card, by (action, status) --------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Card:
+    """The pieces a card's sentence is made of, worked out once."""
+
+    request: OperationRequest
+    now: datetime
+
+    @property
+    def who(self) -> str:
+        return user(self.request.requester_id)
+
+    @property
+    def what(self) -> str:
+        return what(self.request)
+
+    @property
+    def on(self) -> str:
+        return on(self.request)
+
+    @property
+    def source(self) -> str:
+        return source(self.request)
+
+    @property
+    def approvers(self) -> str:
+        return people(self.request.outcome.approvers)
+
+    @property
+    def reason(self) -> str:
+        return reason(self.request)
+
+    @property
+    def decider(self) -> str:
+        return user(self.request.outcome.decided_by or self.request.requester_id)
+
+    @property
+    def took(self) -> str:
+        took = self.request.outcome.took_seconds
+        return f"took {span(took)}" if took is not None else "done"
+
+    @property
+    def finished(self) -> str:
+        parts = [size(self.request.outcome.size_mb)]
+        if self.request.outcome.took_seconds is not None:
+            parts.append(self.took)
+        return ", ".join(parts)
+
+    @property
+    def taken(self) -> str:
+        taken = self.request.asked.target_created_at
+        return f", taken {ago(taken, self.now)}" if taken is not None else ""
+
+    @property
+    def discarded(self) -> str:
+        taken = self.request.asked.target_created_at
+        if taken is None:
+            return "Everything written on the server since that point is lost."
+        return f"Everything written on the server since then ({ago(taken, self.now)}) is lost."
+
+    @property
+    def why_asked(self) -> str:
+        text = self.request.reason
+        return f"\n*Reason:* {safe(text, 500)}" if text else ""
+
+    @property
+    def list_command(self) -> str:
+        return f"`/{self.request.kind.value} list`"
+
+
+C, R, D = Action.CREATE, Action.RESTORE, Action.DELETE
+S = Status
+CARD: dict[tuple[Action, Status], Callable[[Card], str]] = {
+    (C, S.EXECUTING): lambda c: (
+        f":hourglass_flowing_sand: {c.who} is creating a {c.what} of {c.on}: *in progress*."
+    ),
+    (C, S.RUNNING): lambda c: CARD[C, S.EXECUTING](c),
+    (C, S.SUCCEEDED): lambda c: (
+        f":white_check_mark: {c.who}'s {c.what} of {c.on} is *complete*: {c.finished}."
+    ),
+    (C, S.FAILED): lambda c: f":x: {c.who}'s {c.what} of {c.on} *failed*: {c.reason}.",
+    (C, S.NEEDS_ATTENTION): lambda c: (
+        f":warning: {c.who}'s {c.what} of {c.on}: *outcome unknown* ({c.reason}). "
+        f"Check with {c.list_command}."
+    ),
+    (D, S.PENDING_CONFIRMATION): lambda c: (
+        f":wastebasket: {c.who} wants to delete {c.what} of {c.on}{c.taken}. "
+        "Deleting is permanent and cannot be undone."
+    ),
+    (D, S.EXECUTING): lambda c: f":hourglass_flowing_sand: Deleting {c.what} of {c.on}…",
+    (D, S.SUCCEEDED): lambda c: f":wastebasket: {c.decider} deleted {c.what} of {c.on}.",
+    (D, S.FAILED): lambda c: (
+        f":x: {c.what[:1].upper()}{c.what[1:]} of {c.on} was *not deleted*: {c.reason}."
+    ),
+    (D, S.NEEDS_ATTENTION): lambda c: (
+        f":warning: VPS.org did not confirm the delete of {c.what} of {c.on} ({c.reason}): it "
+        f"may or may not have happened. Check with {c.list_command} before trying again."
+    ),
+    (D, S.CANCELLED): lambda c: (
+        f":leftwards_arrow_with_hook: {c.who} cancelled the delete of {c.what}. No change."
+    ),
+    (D, S.EXPIRED): lambda c: (
+        f":hourglass: The delete of {c.what} of {c.on} was not confirmed in time: no change."
+    ),
+    (R, S.PENDING_APPROVAL): lambda c: (
+        f":rotating_light: *Restore requested* by {c.who}: restore {c.on} from {c.source}.\n"
+        f"*{c.discarded}* The server is stopped first, all its current data is overwritten, "
+        f"and this cannot be undone.{c.why_asked}"
+    ),
+    (R, S.APPROVED): lambda c: CARD[R, S.EXECUTING](c),
+    (R, S.EXECUTING): lambda c: (
+        f":hourglass_flowing_sand: Approved by {c.approvers}. Restoring {c.on} from "
+        f"{c.source}: checking the target, then asking VPS.org…"
+    ),
+    (R, S.RUNNING): lambda c: (
+        f":arrows_counterclockwise: *Restoring* {c.on} from {c.source}: *in progress*. "
+        f"Requested by {c.who}, approved by {c.approvers}."
+    ),
+    (R, S.SUCCEEDED): lambda c: (
+        f":white_check_mark: {c.on} was *restored* from {c.source} and is running again "
+        f"({c.took}). Requested by {c.who}, approved by {c.approvers}."
+    ),
+    (R, S.FAILED): lambda c: f":x: The restore of {c.on} from {c.source} *failed*: {c.reason}.",
+    (R, S.NEEDS_ATTENTION): lambda c: (
+        f":warning: The restore of {c.on} from {c.source} *needs attention*: {c.reason}."
+    ),
+    (R, S.DENIED): lambda c: (
+        f":no_entry: {c.decider} denied the restore of {c.on} from {c.source}. No change."
+    ),
+    (R, S.CANCELLED): lambda c: (
+        f":leftwards_arrow_with_hook: {c.who} cancelled the restore of {c.on}. No change."
+    ),
+    (R, S.EXPIRED): lambda c: (
+        f":hourglass: The restore of {c.on} from {c.source} expired without enough approvals. "
+        "Nothing was restored."
+    ),
+}
+
+
+def card_text(request: OperationRequest, now: datetime) -> str:
+    sentence = CARD.get((request.action, request.status))
+    if sentence is None:  # a status this action never reaches; say it plainly
+        return f"{request.action.value.capitalize()} of {on(request)}: {request.status.value}."
+    return sentence(Card(request, now))
+
+
+# -- buttons --------------------------------------------------------------------------------------
+
+
+def _button(
+    action_id: str,
+    label: str,
+    request: OperationRequest,
+    *,
+    style: str | None = None,
+    confirm: ConfirmObject | None = None,
+) -> ButtonElement:
+    return ButtonElement(
+        text=PlainTextObject(text=label),
+        action_id=action_id,
+        value=str(request.id),
+        style=style,
+        confirm=confirm,
+    )
+
+
+def _confirm(
+    title: str, text: str, yes: str, no: str, *, style: str | None = None
+) -> ConfirmObject:
+    return ConfirmObject(
+        title=PlainTextObject(text=title),
+        text=MarkdownTextObject(text=clip(text, 300)),
+        confirm=PlainTextObject(text=yes),
+        deny=PlainTextObject(text=no),
+        style=style,
+    )
+
+
+def delete_buttons(request: OperationRequest) -> Block:
+    noun = request.kind.value
+    sure = _confirm(
+        f"Delete this {noun}?",
+        f"{what(request)} of {on(request)} will be gone for good.",
+        "Delete",
+        "Keep it",
+        style="danger",
+    )
+    return ActionsBlock(
+        block_id=f"delete_decision_{request.id}",
+        elements=[
+            _button(ids.DELETE_CONFIRM, f"Delete {noun}", request, style="danger", confirm=sure),
+            _button(ids.DELETE_CANCEL, "Cancel", request),
+        ],
+    ).to_dict()
+
+
+def restore_buttons(request: OperationRequest) -> Block:
+    sure = _confirm(
+        "Approve this restore?",
+        f"{on(request)} will be overwritten. This cannot be undone.",
+        "Approve",
+        "Not yet",
+    )
+    return ActionsBlock(
+        block_id=f"restore_decision_{request.id}",
+        elements=[
+            _button(ids.RESTORE_APPROVE, "Approve", request, style="primary", confirm=sure),
+            _button(ids.RESTORE_DENY, "Deny", request, style="danger"),
+            _button(ids.RESTORE_CANCEL, "Cancel", request),
+        ],
+    ).to_dict()
+
+
+# -- whole messages -----------------------------------------------------------------------------
+
+
+def _api_note(request: OperationRequest) -> str:
+    message = request.outcome.api_message
+    if message and request.status in (Status.RUNNING, Status.EXECUTING):
+        return f"VPS.org: “{safe(message, 300)}” · "
+    return ""
+
+
+def _restore_blocks(request: OperationRequest, now: datetime) -> list[Block]:
+    if request.status is not Status.PENDING_APPROVAL:
+        note = _api_note(request) if request.status is Status.RUNNING else ""
+        return [context(f"{note}request #{request.id}")]
+    have = request.outcome.approvers
+    needed = max(request.required_approvals - len(have), 1)
+    noun = "approval" if needed == 1 else "approvals"
+    so_far = f" Approved so far by {people(have)}." if have else ""
+    expires = request.expires_at
+    deadline = f"expires {ago(expires, now)} ({when(expires)})" if expires else "no expiry"
+    return [
+        section(
+            f"Needs *{needed} more {noun}* from someone other than "
+            f"{user(request.requester_id)}.{so_far}"
+        ),
+        restore_buttons(request),
+        context(f"Request #{request.id} · {deadline}"),
+    ]
+
+
+def _delete_blocks(request: OperationRequest, now: datetime) -> list[Block]:
+    if request.status is not Status.PENDING_CONFIRMATION:
+        return [context(f"request #{request.id}")]
+    expires = f" · expires {ago(request.expires_at, now)}" if request.expires_at else ""
+    return [
+        delete_buttons(request),
+        context(f"Only {user(request.requester_id)} can confirm{expires} · request #{request.id}"),
+    ]
+
+
+def _create_blocks(request: OperationRequest, now: datetime) -> list[Block]:
+    return [context(f"{_api_note(request)}request #{request.id}")]
+
+
+MORE: dict[Action, Callable[[OperationRequest, datetime], list[Block]]] = {
+    Action.CREATE: _create_blocks,
+    Action.DELETE: _delete_blocks,
+    Action.RESTORE: _restore_blocks,
+}
+
+
+def request_message(request: OperationRequest, now: datetime) -> Message:
+    """The request's message in the channel, as it stands now (posted, then updated in place)."""
+    text = card_text(request, now)
+    return Message(clip(text, MAX_FALLBACK), [section(text), *MORE[request.action](request, now)])
+
+
+def outcome_message(request: OperationRequest, now: datetime, *, direct: bool = False) -> Message:
+    """The thread reply (and, `direct`, the DM naming the channel) when a request ends."""
+    text = card_text(request, now)
+    if direct:
+        text += f" (in <#{escape(request.channel_id)}>)"
+    return Message(clip(text, MAX_FALLBACK), [section(text)])
+
+
+# -- the request's card could not be posted: tell the requester how to fix it ---------------------
+
+# Slack's error -> what to do: (when the request was cancelled, when it goes on regardless)
+_INVITE = (
+    "Invite it with `/invite @vpsbot` and ask again.",
+    "Invite it with `/invite @vpsbot` so the channel hears about the next one.",
+)
+_ARCHIVED = (
+    "The channel is archived: ask again in another channel.",
+    "The channel is archived: use another channel next time.",
+)
+_CHANNEL_FIXES = {
+    "is_archived": _ARCHIVED,
+    "channel_is_archived": _ARCHIVED,
+    "restricted_action": (
+        "This workspace does not let vpsbot post there: ask a Slack admin, or ask again in "
+        "another channel.",
+        "This workspace does not let vpsbot post there: ask a Slack admin, or use another "
+        "channel next time.",
+    ),
+}
+
+
+def card_not_posted_message(
+    request: OperationRequest, slack_error: str, *, cancelled: bool, direct: bool
+) -> Message:
+    """To the requester (ephemeral in the channel, or `direct` in a DM naming the channel) when
+    Slack refused the request's card there: `cancelled` when nothing was done, else the
+    operation goes on without the channel being told."""
+    where = f"<#{escape(request.channel_id)}>" if direct else "this channel"
+    if_cancelled, if_going_on = _CHANNEL_FIXES.get(slack_error, _INVITE)
+    asked = f"{request.action.value} {what(request)} on {on(request)}"
+    head = f":warning: vpsbot could not post in {where} ({safe(slack_error, 60)})."
+    if cancelled:
+        text = (
+            f"{head} {if_cancelled} Nothing was changed: your request #{request.id} ({asked}) "
+            "was *cancelled*, since nobody there could see it."
+        )
+    else:
+        if request.status in UNDER_WAY:
+            later = (
+                " You will get a DM when it is done."
+                if request.action in (Action.CREATE, Action.RESTORE)
+                else ""
+            )
+            going = f"it is already under way at VPS.org and goes on.{later}"
+        else:
+            going = f"it went ahead at VPS.org all the same and is now *{request.status.value}*."
+        text = (
+            f"{head} The channel was not told about your request #{request.id} ({asked}); "
+            f"{going} {if_going_on}"
+        )
+    return Message(clip(text, MAX_FALLBACK), [section(text)])
+
+
+__all__ = ["card_not_posted_message", "outcome_message", "request_message"]
