@@ -18,7 +18,7 @@ class ConfigError(Exception):
 
 
 class Settings(BaseSettings):
-    """Everything the bot reads from its environment (see ARCHITECTURE.md, Configuration)."""
+    """Everything the bot reads from its environment (see docs/architecture.md, Configuration)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 

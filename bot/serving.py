@@ -18,11 +18,22 @@ async def serving(
     port: int = 0,
     *,
     lifespan: Literal["auto", "on", "off"] = "auto",
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[str]:
-    """Yield the base URL (`http://127.0.0.1:PORT`) while `app` is served; stop it on exit."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    """Yield the base URL (`http://127.0.0.1:PORT`) while `app` is served; stop it on exit.
+
+    The default port 0 lets the system pick a free one: read it from the URL. `sock`, a TCP
+    socket already bound (and not yet listening), is served instead of binding `host:port`;
+    it is closed on exit like the socket `serving` makes."""
+    if sock is None:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+        except OSError:
+            sock.close()  # the address is taken: no socket left for the garbage collector
+            raise
+    host, port = sock.getsockname()[:2]
     config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
@@ -32,7 +43,7 @@ async def serving(
                 task.result()  # raises the start-up error
                 raise RuntimeError("server stopped during start-up")
             await asyncio.sleep(0.01)
-        yield f"http://{host}:{sock.getsockname()[1]}"
+        yield f"http://{host}:{port}"
     finally:
         server.should_exit = True
         await task

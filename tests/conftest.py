@@ -7,7 +7,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,7 @@ from bot.config import Settings, async_database_url
 from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
-from tests.fakes.slack import SlackCall, SlackStandIn
+from tests.fakes.slack import SlackCall, SlackStandIn, every_message_valid
 
 # Slack's recorded artefacts: ../shared/fixtures/slack beside the checkout when it is there,
 # else the copy kept in tests/fixtures/slack (tests/test_fixtures.py checks they agree).
@@ -42,6 +42,15 @@ BOB = "U0000APPR"
 
 def fixture(name: str) -> Any:
     return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture(autouse=True)
+def _every_message_valid() -> Iterator[None]:
+    """Every message the bot sends the fake Slack in any test is valid Block Kit (slack_sdk's
+    models validate each block and element); a test that made the bot send an invalid one
+    fails."""
+    with every_message_valid():
+        yield
 
 
 @pytest.fixture(autouse=True)

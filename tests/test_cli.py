@@ -1,9 +1,12 @@
 """The command line as a user runs it: `serve`, `demo`, `db upgrade`, and configuration errors."""
 
 import os
+import queue
+import re
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,42 +30,57 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 
 def _free_port() -> int:
+    """A port free when asked, for a process that must be told its port ($PORT). Another
+    process (another test worker) may take it before that one binds it: such a test starts
+    the process again on another port when it stops with `address_in_use`."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
+def address_in_use(output: str) -> bool:
+    """The process stopped because its port was taken (uvicorn's or Python's own words)."""
+    return "address already in use" in output.lower()
+
+
+ATTEMPTS = 3  # ports tried before a test gives up on finding a free one
+
+
 def test_serve_answers_healthz_soon_after_start(tmp_path: Path) -> None:
-    port = _free_port()
-    env = _env(
-        tmp_path,
-        PORT=str(port),
-        SLACK_BOT_TOKEN="xoxb-cli-secret",
-        SLACK_SIGNING_SECRET="cli-signing-secret",
-        VPS_API_TOKEN="cli-vps-secret",
-        VPS_API_URL="http://127.0.0.1:9/api/v1",
-        SLACK_API_URL="http://127.0.0.1:9/api/",  # nothing answers: auth.test fails at start
-    )
-    started = time.monotonic()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        status = None
-        while time.monotonic() - started < 20 and status != 200:
-            try:
-                status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
-            except httpx.TransportError:
-                time.sleep(0.05)
-        assert status == 200
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=10)
+    for _ in range(ATTEMPTS):
+        port = _free_port()
+        env = _env(
+            tmp_path,
+            PORT=str(port),
+            SLACK_BOT_TOKEN="xoxb-cli-secret",
+            SLACK_SIGNING_SECRET="cli-signing-secret",
+            VPS_API_TOKEN="cli-vps-secret",
+            VPS_API_URL="http://127.0.0.1:9/api/v1",
+            SLACK_API_URL="http://127.0.0.1:9/api/",  # nothing answers: auth.test fails at start
+        )
+        started = time.monotonic()
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bot", "serve"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        try:
+            status = None
+            while time.monotonic() - started < 20 and status != 200 and process.poll() is None:
+                try:
+                    status = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code
+                except httpx.TransportError:
+                    time.sleep(0.05)
+            ours = process.poll() is None  # the answer came while it ran, not from another
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=10)
+        if not address_in_use(output):
+            break
+    assert (status, ours) == (200, True), output
     # uvicorn shuts down gracefully on SIGTERM and then re-raises the signal.
     assert process.returncode in (0, -15), output
     assert "Application shutdown complete." in output
@@ -139,31 +157,62 @@ def test_demo_answers_typed_commands_as_text(tmp_path: Path) -> None:
     assert out.rstrip().endswith("bye")
 
 
+def reported_url(
+    process: subprocess.Popen[str], wait: float = 20.0
+) -> tuple[str, threading.Thread]:
+    """The URL uvicorn reports it serves on, read from the process's stderr (given port 0,
+    it picks a free port itself). The rest of stderr is read by the thread returned, which
+    ends when the process does."""
+    assert process.stderr is not None
+    stderr = process.stderr
+    lines: queue.Queue[str] = queue.Queue()
+
+    def read() -> None:
+        for line in stderr:
+            lines.put(line)
+        lines.put("")  # the end
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    deadline = time.monotonic() + wait
+    seen = []
+    while True:
+        try:
+            line = lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+        except queue.Empty:
+            raise AssertionError(f"no URL reported within {wait} s: {seen}") from None
+        assert line, f"stopped without reporting a URL: {seen}"
+        seen.append(line)
+        found = re.search(r"Uvicorn running on (http://\S+)", line)
+        if found:
+            return found.group(1), reader
+
+
 def test_simulator_serves_the_api_alone(tmp_path: Path) -> None:
-    port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "simulator", "--port", str(port), "--token", "t0k"],
+        [sys.executable, "-m", "bot", "simulator", "--port", "0", "--token", "t0k"],
         cwd=ROOT,
         env=_env(tmp_path),
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
+    reader = None
     try:
-        url = f"http://127.0.0.1:{port}/api/v1/snapshots/?server_id=12345"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                answer = httpx.get(url, headers={"Authorization": "Bearer t0k"}, timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.05)
+        base, reader = reported_url(process)
+        assert re.fullmatch(r"http://127\.0\.0\.1:[1-9][0-9]*", base), base
+        url = f"{base}/api/v1/snapshots/?server_id=12345"
+        answer = httpx.get(url, headers={"Authorization": "Bearer t0k"}, timeout=5)
         assert answer.status_code == 200
         assert [s["id"] for s in answer.json()["results"]] == [801, 798]
         assert httpx.get(url, headers={"Authorization": "Bearer x"}).status_code == 401
     finally:
         process.terminate()
         process.wait(timeout=10)
+        if reader is not None:
+            reader.join(timeout=10)
+        assert process.stderr is not None
+        process.stderr.close()
 
 
 @contextmanager
@@ -205,7 +254,7 @@ def test_an_unwritable_sqlite_database_is_one_line_not_a_traceback(
     env = _env(
         tmp_path,
         DATABASE_URL=f"sqlite:///{database}",
-        PORT=str(_free_port()),
+        PORT=str(_free_port()),  # never bound: the check of the database comes first
         SLACK_BOT_TOKEN="xoxb-cli-secret",
         SLACK_SIGNING_SECRET="cli-signing-secret",
         VPS_API_TOKEN="cli-vps-secret",

@@ -54,8 +54,18 @@ def approvals(votes: Collection[Vote]) -> list[str]:
     return [vote.voter_id for vote in votes if vote.decision == "approve"]
 
 
+def quorum(request: OperationRequest) -> int:
+    """Approvals a restore needs besides the requester: as configured, and never fewer than 1."""
+    return max(request.required_approvals, 1)
+
+
+def still_needed(request: OperationRequest) -> int:
+    """Approvals still missing, from those recorded on the request (at least 1 while it waits)."""
+    return max(quorum(request) - len(request.outcome.approvers), 1)
+
+
 def quorum_reached(request: OperationRequest, votes: Collection[Vote]) -> bool:
-    return len(approvals(votes)) >= max(request.required_approvals, 1)
+    return len(approvals(votes)) >= quorum(request)
 
 
 def is_eligible(voter_id: str, requester_id: str, listed: bool, *, anyone: bool) -> bool:

@@ -51,6 +51,7 @@ async def test_create_posts_once_follows_and_reports_completion(stack: Stack) ->
 
 
 async def test_a_backup_create_without_description(stack: Stack) -> None:
+    stack.sim.create_delay = 3600  # still in progress when the post goes out, however slow
     await stack.command("create 23456", command="/backup")
     [post] = await stack.until(lambda: stack.posts(thread=False), what="the channel post")
     assert "is creating a manual backup of *db-server-01* (`23456`)" in text_of(post)

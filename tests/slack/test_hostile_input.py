@@ -7,13 +7,13 @@ import json
 import logging
 import time
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
 
-from bot.domain.model import Status
+from bot.domain.lifecycle import Status
 from bot.slack import actions, ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
@@ -32,6 +32,17 @@ async def state(stack: Stack) -> tuple[list[Any], list[Any]]:
         return await uow.requests.in_status(*Status), list(await uow.outbox.items())
 
 
+async def outbox_drained(stack: Stack, wait: float = 10.0) -> None:
+    """Wait until every message the bot queued for Slack has been sent (or given up)."""
+    deadline = time.monotonic() + wait
+    while True:
+        async with SqlUnitOfWork(stack.bot.database.sessions) as uow:
+            if not await uow.outbox.items("pending"):
+                return
+        assert time.monotonic() < deadline, "the outbox was not sent"
+        await asyncio.sleep(0.02)
+
+
 async def test_unknown_action_ids_are_refused_without_change(stack: Stack) -> None:
     ack, key = await stack.click("drop_all_tables", "1")
     assert ack.status_code == 200
@@ -39,32 +50,52 @@ async def test_unknown_action_ids_are_refused_without_change(stack: Stack) -> No
     assert await state(stack) == ([], [])
 
 
-@pytest.mark.parametrize(
-    "mutate",
-    [
-        lambda p: p.pop("actions"),
-        lambda p: p.pop("user"),
-        lambda p: p["actions"][0].pop("value"),
-        lambda p: p["actions"][0].update(value="1 OR 1=1"),
-        lambda p: p["actions"][0].update(value="9" * 40),
+NAMES_NO_REQUEST = ":no_entry: That button does not name a request."
+TAMPERED: dict[str, tuple[Callable[[dict[str, Any]], object], int, str | None]] = {
+    # what is done to a genuine Confirm click: (the HTTP answer, the refusal the person reads)
+    "no-actions": (lambda p: p.pop("actions"), 404, None),  # no listener: bolt's 404, no reply
+    "no-user": (lambda p: p.pop("user"), 200, NAMES_NO_REQUEST),
+    "no-value": (lambda p: p["actions"][0].pop("value"), 200, NAMES_NO_REQUEST),
+    "sql-value": (lambda p: p["actions"][0].update(value="1 OR 1=1"), 200, NAMES_NO_REQUEST),
+    "long-value": (lambda p: p["actions"][0].update(value="9" * 40), 200, NAMES_NO_REQUEST),
+    "no-channel": (
         lambda p: p.update(channel=None, container=None),
-    ],
-)
-async def test_tampered_button_payloads_are_refused(stack: Stack, mutate: Any) -> None:
+        200,
+        ":no_entry: That button belongs to a request this bot does not know.",
+    ),
+}
+
+
+@pytest.mark.parametrize("tamper", list(TAMPERED))
+async def test_tampered_button_payloads_are_refused(stack: Stack, tamper: str) -> None:
+    mutate, status, refusal = TAMPERED[tamper]
     _ack, _ = await stack.command("delete 801")
-    await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
+    [card] = await stack.until(lambda: stack.posts(thread=False), what="the confirmation")
+    value = next(b for b in card.data["blocks"] if b["type"] == "actions")["elements"][0]["value"]
+    await outbox_drained(stack)
+    before = await state(stack)
+    sent = len(stack.slack.calls)
     payload = fixture("block-actions.json")
-    payload["user"]["id"] = ALICE
+    payload["user"]["id"] = ALICE  # the requester, who may confirm it
     payload["response_url"] = stack.slack.response_url("tampered")
-    payload["actions"][0].update(action_id=ids.DELETE_CONFIRM, value="1")
+    payload["actions"][0].update(action_id=ids.DELETE_CONFIRM, value=value)
     mutate(payload)
     answer = await stack.action(payload)
-    assert answer.status_code in (200, 404)
+    assert answer.status_code == status
     assert "Traceback" not in answer.text
-    await asyncio.sleep(0.3)
-    assert stack.sim.calls_to("DELETE") == []
-    [request], _ = await state(stack)
+    if refusal is not None:
+        reply = await stack.reply("tampered")
+        assert reply.data["response_type"] == "ephemeral"
+        assert text_of(reply).endswith(refusal)
+    # nothing changed: no call to VPS.org but the delete's own read, the request still waits
+    # for its confirmation, its card is as it was, and nothing else went to Slack
+    assert [(c.method, c.path) for c in stack.sim.calls] == [("GET", "/snapshots/")]
+    after = await state(stack)
+    assert after[0] == before[0]
+    [request] = after[0]
     assert request.status is Status.PENDING_CONFIRMATION
+    assert [(o.id, o.status) for o in after[1]] == [(o.id, o.status) for o in before[1]]
+    assert [c.method for c in stack.slack.calls[sent:]] == (["response"] if refusal else [])
 
 
 @pytest.mark.parametrize(
@@ -168,7 +199,7 @@ async def test_slack_failing_delays_the_channel_message_but_it_arrives_once(
     [post] = await stack.until(lambda: stack.posts(thread=False), wait=20, what="the post")
     assert "slack-trouble" in text_of(post)
     assert fault.times == 0
-    await asyncio.sleep(0.5)
+    await outbox_drained(stack, wait=20)  # the message is sent: it is not sent again
     assert len(stack.posts(thread=False)) == 1
     assert time.monotonic() - started < 15
 

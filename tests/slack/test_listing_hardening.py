@@ -51,6 +51,7 @@ async def test_a_snapshot_with_a_null_name_is_listed_as_unnamed_beside_the_other
 
 async def test_a_create_still_works_when_the_listing_holds_a_null_name(stack: Stack) -> None:
     stack.sim.add_raw("snapshots", raw_snapshot(777, name=None))
+    stack.sim.create_delay = 3600  # still in progress when the post goes out, however slow
     await stack.command("create 12345 newname")
     [post] = await stack.until(lambda: stack.posts(thread=False), what="the channel post")
     assert "is creating a snapshot `newname`" in shown(post)

@@ -7,9 +7,10 @@ import asyncio
 import json
 import os
 import signal
+import socket as stdlib_socket
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from bot import bootstrap
 from bot.bootstrap import run_socket_mode
 from bot.config import ConfigError
 from bot.serving import serving
@@ -25,9 +27,34 @@ from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, VPS_TOKEN, fixture, make_settings
 from tests.fakes.slack import SlackCall, SlackStandIn
 from tests.fakes.socket_mode import Envelope, SocketModeServer
-from tests.test_cli import ROOT, _free_port
+from tests.test_cli import ATTEMPTS, ROOT, _free_port, address_in_use
 
 APP_TOKEN = "xapp-1-A0000TEST-socket-mode-test-token"
+
+
+@pytest.fixture
+def health_urls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`run_socket_mode` in this process serves /healthz on a port the system picks (port 0,
+    whatever $PORT says, so no two tests can want one port): the URLs it served, in order."""
+    served: list[str] = []
+
+    @asynccontextmanager
+    async def on_a_free_port(app: Any, host: str, port: int, **kwargs: Any) -> AsyncIterator[str]:
+        async with serving(app, host, 0, **kwargs) as url:
+            served.append(url)
+            yield url
+
+    monkeypatch.setattr(bootstrap, "serving", on_a_free_port)
+    return served
+
+
+@pytest.fixture
+def refusing_port() -> Iterator[int]:
+    """A port on 127.0.0.1 bound for the test and never listening: it refuses connections,
+    and no other socket can take it meanwhile."""
+    with closing(stdlib_socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]
 
 
 @dataclass
@@ -94,16 +121,14 @@ async def peers(
 
 
 @pytest.fixture
-async def socket_stack(tmp_path: Path) -> AsyncIterator[SocketStack]:
+async def socket_stack(tmp_path: Path, health_urls: list[str]) -> AsyncIterator[SocketStack]:
     async with peers() as (sim, slack, socket, vps_url):
-        port = _free_port()
         settings = make_settings(
             slack_signing_secret=None,  # Socket Mode needs no signing secret
             slack_app_token=APP_TOKEN,
             slack_api_url=f"{slack.base_url}/api/",
             vps_api_url=vps_url,
             database_url=f"sqlite:///{tmp_path / 'socket.db'}",
-            port=port,
             vpsbot_poll_interval=0.2,
         )
         stopping = asyncio.Event()
@@ -112,7 +137,8 @@ async def socket_stack(tmp_path: Path) -> AsyncIterator[SocketStack]:
             await until(lambda: socket.connected or running.done())
             if running.done():
                 running.result()  # raises what stopped it
-            yield SocketStack(sim, slack, socket, f"http://127.0.0.1:{port}")
+            [health_url] = health_urls
+            yield SocketStack(sim, slack, socket, health_url)
         finally:
             stopping.set()
             await asyncio.wait_for(running, timeout=30)
@@ -201,7 +227,7 @@ async def test_socket_mode_serves_healthz_and_no_http_endpoint_for_slack(
 
 
 async def test_a_refused_app_token_stops_with_one_line_naming_the_variable(
-    tmp_path: Path,
+    tmp_path: Path, health_urls: list[str]
 ) -> None:
     async with peers(app_token="xapp-the-right-one") as (_, slack, _, vps_url):
         settings = make_settings(
@@ -210,7 +236,6 @@ async def test_a_refused_app_token_stops_with_one_line_naming_the_variable(
             slack_api_url=f"{slack.base_url}/api/",
             vps_api_url=vps_url,
             database_url=f"sqlite:///{tmp_path / 'socket.db'}",
-            port=_free_port(),
         )
         with pytest.raises(ConfigError) as refused:
             await asyncio.wait_for(
@@ -221,14 +246,13 @@ async def test_a_refused_app_token_stops_with_one_line_naming_the_variable(
 
 
 async def test_slack_unreachable_at_start_stops_with_one_line_naming_the_url(
-    tmp_path: Path,
+    tmp_path: Path, health_urls: list[str], refusing_port: int
 ) -> None:
     settings = make_settings(
         slack_signing_secret=None,
         slack_app_token=APP_TOKEN,
-        slack_api_url=f"http://127.0.0.1:{_free_port()}/api/",  # nothing listens there
+        slack_api_url=f"http://127.0.0.1:{refusing_port}/api/",  # nothing listens there
         database_url=f"sqlite:///{tmp_path / 'socket.db'}",
-        port=_free_port(),
     )
     with pytest.raises(ConfigError) as unreachable:
         await asyncio.wait_for(
@@ -241,32 +265,40 @@ async def test_python_m_bot_socket_answers_over_the_socket_and_stops_on_sigterm(
     tmp_path: Path,
 ) -> None:
     async with peers() as (sim, slack, socket, vps_url):
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
-        env |= {
-            "PORT": str(_free_port()),
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}",
-            "SLACK_BOT_TOKEN": BOT_TOKEN,
-            "SLACK_APP_TOKEN": APP_TOKEN,
-            "SLACK_API_URL": f"{slack.base_url}/api/",
-            "VPS_API_TOKEN": VPS_TOKEN,
-            "VPS_API_URL": vps_url,
-            "LOG_LEVEL": "DEBUG",  # the chattiest the bot and slack_sdk get
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "socket", cwd=ROOT, env=env,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        try:
-            stack = SocketStack(sim, slack, socket, "")
-            envelope, key = await stack.command("list 12345")
-            await socket.acked(envelope, wait=3.0)
-            assert "pre-migration-snapshot" in text_of(await stack.reply(key))
-            process.send_signal(signal.SIGTERM)
-            output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+        for _ in range(ATTEMPTS):  # $PORT (for /healthz) must be given: another may take it
+            env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
+            env |= {
+                "PORT": str(_free_port()),
+                "DATABASE_URL": f"sqlite:///{tmp_path / 'socket.db'}",
+                "SLACK_BOT_TOKEN": BOT_TOKEN,
+                "SLACK_APP_TOKEN": APP_TOKEN,
+                "SLACK_API_URL": f"{slack.base_url}/api/",
+                "VPS_API_TOKEN": VPS_TOKEN,
+                "VPS_API_URL": vps_url,
+                "LOG_LEVEL": "DEBUG",  # the chattiest the bot and slack_sdk get
+            }
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", "socket", cwd=ROOT, env=env,
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+            )  # fmt: skip
+            try:
+                await until(lambda p=process: socket.connected or p.returncode is not None, 30)
+                if process.returncode is not None:  # it stopped at start
+                    output, _ = await process.communicate()
+                    if address_in_use(output.decode()):
+                        continue
+                    raise AssertionError(output.decode())
+                stack = SocketStack(sim, slack, socket, "")
+                envelope, key = await stack.command("list 12345")
+                await socket.acked(envelope, wait=3.0)
+                assert "pre-migration-snapshot" in text_of(await stack.reply(key))
+                process.send_signal(signal.SIGTERM)
+                output, _ = await asyncio.wait_for(process.communicate(), timeout=30)
+                break
+            finally:
+                if process.returncode is None:
+                    process.kill()
+                    await process.wait()
     assert process.returncode == 0, output.decode()
     logged = output.decode()
     assert "connected to Slack over Socket Mode" in logged

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from bot.domain.model import Kind
+from bot.domain.operations import MAX_MANUAL_BACKUPS_PER_SERVER, MAX_SNAPSHOTS_PER_SERVER
 from bot.slack.blocks.text import MAX_FALLBACK, Message, clip, context, plain, safe, section
 
 INTRO = {
-    Kind.SNAPSHOT: "Snapshots are quick point-in-time copies (at most 5 per server).",
-    Kind.BACKUP: "Backups are kept for the long term (at most 10 manual backups per server).",
+    Kind.SNAPSHOT: "Snapshots are quick point-in-time copies "
+    f"(at most {MAX_SNAPSHOTS_PER_SERVER} per server).",
+    Kind.BACKUP: "Backups are kept for the long term "
+    f"(at most {MAX_MANUAL_BACKUPS_PER_SERVER} manual backups per server).",
 }
 
 

@@ -16,6 +16,7 @@ from slack_sdk.models.blocks import (
     PlainTextObject,
 )
 
+from bot.domain.approvals import still_needed
 from bot.domain.lifecycle import UNDER_WAY, Status
 from bot.domain.model import Action, Kind, OperationRequest
 from bot.domain.outcomes import Failure, Why
@@ -402,7 +403,7 @@ def _restore_blocks(request: OperationRequest, now: datetime) -> list[Block]:
         note = _api_note(request) if request.status is Status.RUNNING else ""
         return [context(f"{note}request #{request.id}")]
     have = request.outcome.approvers
-    needed = max(request.required_approvals - len(have), 1)
+    needed = still_needed(request)
     noun = "approval" if needed == 1 else "approvals"
     so_far = f" Approved so far by {people(have)}." if have else ""
     expires = request.expires_at
