@@ -18,7 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from bot.domain.errors import DomainError, OutcomeUnrecorded, VpsApiError
-from bot.domain.lifecycle import Event, Transition
+from bot.domain.lifecycle import Event, IllegalMove, Transition
 from bot.domain.model import Call, OperationRequest
 from bot.domain.outcomes import Outcome
 from bot.services.ports import Clock, UnitOfWork, UnitOfWorkFactory
@@ -183,7 +183,7 @@ async def persist(life: Lifecycle, write: Callable[[UnitOfWork], Awaitable[T]], 
                 value = await write(uow)
                 await uow.commit()
             return value
-        except DomainError:
+        except (DomainError, IllegalMove):  # a retry would meet the same answer
             raise
         except Exception as error:
             if loop.time() + delay > deadline:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from bot.domain.errors import (
@@ -324,9 +324,10 @@ async def confirm_delete(
             lease_until=now + EXECUTION_LEASE,
         )
         await uow.commit()
-    if not won:
-        raise AlreadyHandled(Status.EXECUTING)
-    executing = await stored(life, request.id)
+    if not won:  # another click, the requester's Cancel or the sweeper got there first
+        raise AlreadyHandled((await stored(life, request.id)).status)
+    # As this transaction left it: no read between the claim and the lease that covers it.
+    executing = replace(request, status=Status.EXECUTING, outcome=confirmed)
     assert executing.target_id is not None
     try:
         async with holding_lease(life, request.id):
@@ -387,4 +388,4 @@ async def cancel(
     request = await _decidable(life, request_id, user_id, channel_id, clicked_at)
     cancelled = request.outcome.but(decided_by=user_id)
     if not await finish(life, request, Event.CANCEL, cancelled, notify=UPDATE, actor_id=user_id):
-        raise AlreadyHandled(Status.CANCELLED)
+        raise AlreadyHandled((await stored(life, request.id)).status)
