@@ -137,6 +137,10 @@ class SlackStandIn:
             return {"ok": True, "users": self.groups[group]}
         if method == "conversations.open":
             return {"ok": True, "channel": {"id": "D" + str(data.get("users", "U"))[1:]}}
+        if method == "chat.getPermalink":
+            channel, ts = str(data.get("channel", "")), str(data.get("message_ts", ""))
+            link = f"https://demo.slack.com/archives/{channel}/p{ts.replace('.', '')}"
+            return {"ok": True, "channel": channel, "permalink": link}
         if method in ("chat.postMessage", "chat.update", "chat.postEphemeral"):
             ts = data.get("ts") or f"1700000000.{next(self._ts):06d}"
             return {"ok": True, "channel": data.get("channel"), "ts": ts, "message": data}

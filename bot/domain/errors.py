@@ -116,11 +116,27 @@ class NotRequester(NotAllowed):
         self.requester_id = requester_id
 
 
+# Where a request is, said of "This request …" (AlreadyHandled).
+WHERE_IT_IS: dict[Status, str] = {
+    Status.PENDING_CONFIRMATION: "is still waiting for its requester to confirm it",
+    Status.PENDING_APPROVAL: "is still waiting for approval",
+    Status.APPROVED: "has already been approved",
+    Status.EXECUTING: "is already under way",
+    Status.RUNNING: "is already under way at VPS.org",
+    Status.SUCCEEDED: "has already succeeded",
+    Status.FAILED: "has already failed",
+    Status.NEEDS_ATTENTION: "has already ended and needs someone to check it",
+    Status.DENIED: "was already denied",
+    Status.CANCELLED: "was already cancelled",
+    Status.EXPIRED: "has already expired",
+}
+
+
 class AlreadyHandled(NotAllowed):
     """The request is no longer waiting for this decision; `status` is where it is now."""
 
     def __init__(self, status: Status) -> None:
-        super().__init__(f"This request is already {status.value.replace('_', ' ')}.")
+        super().__init__(f"This request {WHERE_IT_IS[status]}.")
         self.status = status
 
 
