@@ -1,36 +1,57 @@
-"""Command line: `python -m bot serve | socket | worker | demo | simulator | db upgrade`."""
+"""Command line: `python -m bot serve | socket | worker | check | demo | simulator | db upgrade`."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import signal
 import sys
 
-from bot.config import ConfigError, Settings, load_settings
+from bot.config import EXIT_CONFIG, ConfigError, Mode, Settings, StartupError, load_settings
+
+log = logging.getLogger("bot")
 
 
-def _logging() -> None:
+def _settings(mode: Mode | None) -> Settings:
+    """The settings, every problem with them reported at once; logging at their level."""
     from bot.logs import configure
 
-    configure()
+    settings = load_settings(mode)
+    configure(settings.log_level)
+    return settings
 
 
 def serve(settings: Settings) -> None:
+    """HTTP: Slack calls `/slack/events` on $PORT. The port is taken and the database, Slack
+    and VPS.org are checked before the first connection is accepted."""
     import uvicorn
 
     from bot.bootstrap import build
+    from bot.preflight import before_start, bind_port
 
-    settings.require_for("serve")
-    bot = build(settings)
-    uvicorn.run(
-        bot.web,
-        host="0.0.0.0",  # noqa: S104 - a server: Slack must reach it
-        port=settings.port,
-        log_config=None,  # keep our structured lines
-        timeout_graceful_shutdown=30,
-    )
+    async def run() -> None:
+        sock = bind_port(settings.port)
+        try:
+            bot = build(settings, database=await before_start(settings))
+            server = uvicorn.Server(
+                uvicorn.Config(
+                    bot.web,
+                    lifespan="on",
+                    log_config=None,  # keep our structured lines
+                    timeout_graceful_shutdown=30,
+                )
+            )
+            try:
+                await bot.start()
+                await server.serve(sockets=[sock])
+            finally:
+                await bot.stop()
+        finally:
+            sock.close()
+
+    asyncio.run(run())
 
 
 async def _stop_signal() -> asyncio.Event:
@@ -46,8 +67,6 @@ def socket_mode(settings: Settings) -> None:
     """Socket Mode (behind a firewall): the bot opens a WebSocket to Slack; nothing calls in."""
     from bot.bootstrap import run_socket_mode
 
-    settings.require_for("socket")
-
     async def run() -> None:
         await run_socket_mode(settings, await _stop_signal())
 
@@ -57,12 +76,11 @@ def socket_mode(settings: Settings) -> None:
 def worker(settings: Settings) -> None:
     """The tracker and the outbox sender alone, for a team that runs them as their own process."""
     from bot.bootstrap import build
-
-    settings.require_for("worker")
+    from bot.preflight import before_start
 
     async def run() -> None:
         stopping = await _stop_signal()
-        bot = build(settings)
+        bot = build(settings, database=await before_start(settings))
         await bot.start()
         try:
             await stopping.wait()
@@ -87,47 +105,44 @@ def simulator(port: int, token: str | None) -> None:
 
 
 def db_upgrade(settings: Settings) -> None:
+    """Bring the schema up to date and say what was done, on which database."""
+    from bot.preflight import check_database
     from bot.storage.database import Database
 
-    async def upgrade() -> None:
+    async def upgrade() -> str:
         database = Database(settings.async_database_url)
         try:
-            await database.upgrade()
+            finding = await check_database(settings, database, upgrade=True)
         finally:
             await database.dispose()
+        if not finding.ok:
+            raise finding.error()
+        return finding.detail
 
-    asyncio.run(upgrade())
-    print("database schema is up to date")
+    print(f"database {asyncio.run(upgrade())}")
 
 
-def _sqlite_unwritable(database_url: str) -> str | None:
-    """For a SQLite DATABASE_URL, why the bot cannot write its database (a read-only file,
-    or a directory it cannot create the file, journal or WAL in), or None. Checked before the
-    bot starts, with a write that is rolled back, so that this is one line, not a traceback."""
-    import sqlite3
+def check() -> int:
+    """Every check, as a short table; 0 only when all pass."""
+    from bot.preflight import Finding, check_all, table
 
-    from sqlalchemy.engine import make_url
-
-    url = make_url(database_url)
-    path = url.database
-    if not url.drivername.startswith("sqlite") or not path or path == ":memory:" or url.query:
-        return None
     try:
-        connection = sqlite3.connect(path, timeout=10, isolation_level=None)
-        try:
-            connection.execute("BEGIN IMMEDIATE")
-            (version,) = connection.execute("PRAGMA user_version").fetchone()
-            connection.execute(f"PRAGMA user_version = {int(version)}")  # a write, rolled back
-            connection.execute("ROLLBACK")
-        finally:
-            connection.close()
-    except sqlite3.Error as error:
-        return (
-            f"vpsbot: cannot write the SQLite database {path} (DATABASE_URL): {error}. "
-            "Make the file and its directory writable by the user the bot runs as, "
-            "or set DATABASE_URL to a writable place."
-        )
-    return None
+        settings = _settings("check")
+    except ConfigError as error:
+        print(table([Finding("configuration", "refused", str(error))]))
+        return EXIT_CONFIG
+    findings = asyncio.run(check_all(settings))
+    print(table(findings))
+    return max(finding.exit_code for finding in findings)
+
+
+def _one_line(error: BaseException) -> str:
+    """An unexpected error in one line: its type and the first line of its message, without
+    anything that looks like a URL with credentials."""
+    first = (str(error).strip().splitlines() or [""])[0]
+    if "://" in first or "token" in first.lower() or "secret" in first.lower():
+        first = ""
+    return f"{type(error).__name__}: {first[:160]}" if first else type(error).__name__
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +151,9 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="serve Slack over HTTP on $PORT")
     commands.add_parser("socket", help="connect to Slack over Socket Mode (SLACK_APP_TOKEN)")
     commands.add_parser("worker", help="only follow operations and deliver messages")
+    commands.add_parser(
+        "check", help="check the configuration, database, Slack and VPS.org, then exit"
+    )
     commands.add_parser("demo", help="the whole bot in this terminal (simulator + SQLite)")
     sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
     sim.add_argument("--port", type=int, default=8090)
@@ -144,29 +162,41 @@ def main(argv: list[str] | None = None) -> int:
     db.add_argument("action", choices=["upgrade"])
     args = parser.parse_args(argv)
 
-    _logging()
+    from bot.logs import configure
+
+    configure()
     try:
         if args.command == "simulator":
             simulator(args.port, args.token)
-            return 0
-        settings = load_settings()
-        problem = _sqlite_unwritable(settings.database_url)
-        if problem is not None:
-            print(problem, file=sys.stderr)
-            return 3
-        if args.command == "serve":
-            serve(settings)
-        elif args.command == "socket":
-            socket_mode(settings)
-        elif args.command == "worker":
-            worker(settings)
+        elif args.command == "check":
+            return check()
         elif args.command == "demo":
-            demo(settings)
+            demo(_settings(None))
         elif args.command == "db":
-            db_upgrade(settings)
-    except ConfigError as exc:
-        print(f"vpsbot: configuration error: {exc}", file=sys.stderr)
-        return 2
+            db_upgrade(_settings(None))
+        elif args.command == "serve":
+            serve(_settings("serve"))
+        elif args.command == "socket":
+            socket_mode(_settings("socket"))
+        elif args.command == "worker":
+            worker(_settings("worker"))
+    except ConfigError as error:
+        print(f"vpsbot: configuration error: {error}", file=sys.stderr)
+        return error.exit_code
+    except StartupError as error:
+        print(f"vpsbot: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        if log.isEnabledFor(logging.DEBUG):
+            log.exception("stopped by an unexpected error")
+        print(
+            f"vpsbot: stopped by an unexpected error ({_one_line(error)}); "
+            "LOG_LEVEL=DEBUG shows the traceback",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

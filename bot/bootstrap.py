@@ -13,6 +13,7 @@ from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
 from bot.config import Settings
+from bot.preflight import before_start, bind_port
 from bot.services import Services
 from bot.services.commands import CommandLog
 from bot.services.lifecycle import Lifecycle, Policy
@@ -44,10 +45,13 @@ class Bot:
     slack_http: SharedSession
     run_worker: bool = True
     _owns_vps: bool = True
+    started: bool = False
+    stopped: bool = False
 
     async def start(self) -> None:
         """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL),
         then start following operations and delivering messages."""
+        self.started = True
         await self.database.upgrade()
         await self.slack_http.open()
         await identify(self.slack)  # the workspace requests must come from (auth.test)
@@ -55,7 +59,11 @@ class Bot:
             self.worker.start()
 
     async def stop(self) -> None:
-        """Let work started for people finish (up to 20 s), then hand leases back and close."""
+        """Let work started for people finish (up to 20 s), then hand leases back and close.
+        Once: a second call does nothing."""
+        if self.stopped:
+            return
+        self.stopped = True
         inflight = inflight_of(self.slack)
         if not await inflight.drain(DRAIN_SECONDS):
             log.warning("stopping with %d requests still in flight", inflight.count)
@@ -123,7 +131,8 @@ def build(
 
     @asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
-        await bot.start()
+        if not bot.started:  # `serve` starts it before it takes connections
+            await bot.start()
         try:
             yield
         finally:
@@ -144,14 +153,18 @@ async def run_socket_mode(
     """`python -m bot socket`: the app over Socket Mode, the tracker and outbox sender beside it,
     and `GET /healthz` on `$PORT` (there is no `/slack/events`: Slack never calls in). Returns
     when `stopping` is set, after work in progress has finished and leases are handed back."""
-    bot = build(settings)
-    link = SocketModeLink(bot.slack, _secret(settings.slack_app_token))
-    await bot.start()
+    sock = bind_port(settings.port, host)  # a port in use is one line, before anything starts
     try:
-        async with serving(web_app(None, bot.database.ping), host, settings.port):
-            await link.open()
-            await stopping.wait()
-            log.info("stopping: no new envelopes; finishing work in progress")
+        bot = build(settings, database=await before_start(settings))
+        link = SocketModeLink(bot.slack, _secret(settings.slack_app_token))
+        try:
+            await bot.start()
+            async with serving(web_app(None, bot.database.ping), sock=sock):
+                await link.open()
+                await stopping.wait()
+                log.info("stopping: no new envelopes; finishing work in progress")
+        finally:
+            await link.close()
+            await bot.stop()
     finally:
-        await link.close()
-        await bot.stop()
+        sock.close()

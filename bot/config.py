@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+import os
+from collections.abc import Mapping
 from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -13,8 +16,58 @@ DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 IdList = Annotated[tuple[str, ...], NoDecode]
 
 
-class ConfigError(Exception):
-    """A missing or invalid setting; the message names the variable, never its value."""
+Mode = Literal["serve", "socket", "worker", "check"]
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+# What each setting that can be wrong expects, in words (a validation error names this, never
+# the value it was given, which may be a secret pasted into the wrong variable).
+EXPECTED = {
+    "PORT": "a port number from 1 to 65535",
+    "VPSBOT_REQUIRED_APPROVALS": "a whole number from 1 to 10",
+    "VPSBOT_APPROVAL_TTL": "a number of minutes greater than 0",
+    "VPSBOT_POLL_INTERVAL": "a number of seconds greater than 0",
+    "VPSBOT_API_TIMEOUT": "a number of seconds greater than 0, at most 60",
+    "VPSBOT_DIRECTORY_TTL": "a number of seconds from 0 to 3600",
+    "VPSBOT_REQUIRE_REASON": "true or false",
+    "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
+    "DATABASE_URL": "a URL such as sqlite:///vpsbot.db or postgresql://user@host/dbname",
+    "VPS_API_URL": "an http:// or https:// URL",
+    "SLACK_API_URL": "an http:// or https:// URL",
+}
+
+# The variables each way of running needs.
+NEEDS: dict[Mode, tuple[str, ...]] = {
+    "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "VPS_API_TOKEN"),
+    "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "VPS_API_TOKEN"),
+    "worker": ("SLACK_BOT_TOKEN", "VPS_API_TOKEN"),
+    "check": ("SLACK_BOT_TOKEN", "VPS_API_TOKEN"),
+}
+
+
+EXIT_CONFIG = 2  # a setting is missing, invalid or refused: fix the configuration
+EXIT_UNREACHABLE = 3  # something the bot needs cannot be reached or used right now
+
+
+class StartupError(Exception):
+    """The bot cannot start; the message is one line naming the variable or the resource and
+    what to do, never a secret."""
+
+    exit_code = EXIT_UNREACHABLE
+
+
+class ConfigError(StartupError):
+    """Missing or invalid settings, all of them; each problem names its variable, never its
+    value."""
+
+    exit_code = EXIT_CONFIG
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("; ".join(self.problems))
+
+
+class Unreachable(StartupError):
+    """A resource the bot cannot go without (its database, its port) is not there."""
 
 
 class Settings(BaseSettings):
@@ -43,6 +96,12 @@ class Settings(BaseSettings):
     vpsbot_operators: IdList = ()
     # seconds a user group's membership may be reused for a decision (never older when Slack fails)
     vpsbot_directory_ttl: float = Field(default=60.0, ge=0, le=3600)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @field_validator("vpsbot_approvers", "vpsbot_channels", "vpsbot_operators", mode="before")
     @classmethod
@@ -70,21 +129,23 @@ class Settings(BaseSettings):
     def async_database_url(self) -> str:
         return async_database_url(self.database_url)
 
-    def require(self, *names: str) -> None:
-        """Raise ConfigError naming the first of `names` that is unset or empty."""
+    def missing(self, *names: str) -> list[str]:
+        """A problem for each of `names` that is unset or empty."""
+        problems = []
         for name in names:
-            value = getattr(self, name.lower())
+            value = getattr(self, name.lower(), None)
             secret = value.get_secret_value() if isinstance(value, SecretStr) else value
             if not secret:
-                raise ConfigError(f"{name.upper()} is required but not set")
+                problems.append(f"{name.upper()} is required but not set")
+        return problems
 
-    def require_for(self, mode: Literal["serve", "socket", "worker"]) -> None:
-        needs = {
-            "serve": ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "VPS_API_TOKEN"),
-            "socket": ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "VPS_API_TOKEN"),
-            "worker": ("SLACK_BOT_TOKEN", "VPS_API_TOKEN"),
-        }[mode]
-        self.require(*needs)
+    def require(self, *names: str) -> None:
+        """Raise ConfigError naming every one of `names` that is unset or empty."""
+        if problems := self.missing(*names):
+            raise ConfigError(problems)
+
+    def require_for(self, mode: Mode) -> None:
+        self.require(*NEEDS[mode])
 
 
 def async_database_url(url: str) -> str:
@@ -100,11 +161,44 @@ def async_database_url(url: str) -> str:
     raise ValueError("only sqlite and postgresql databases are supported")
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Read the environment once; a bad value becomes a one-line ConfigError without the value."""
+def unknown_variables(environ: Mapping[str, str]) -> list[str]:
+    """`VPSBOT_*` variables the bot does not know: most likely typos, and a mistyped
+    VPSBOT_APPROVERS or VPSBOT_CHANNELS would silently leave a safeguard off."""
+    known = [name.upper() for name in Settings.model_fields if name.startswith("vpsbot_")]
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if upper.startswith("VPSBOT_") and upper not in known:
+            close = difflib.get_close_matches(upper, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            problems.append(f"{upper} is not a setting vpsbot knows{hint}")
+    return problems
+
+
+def load_settings(mode: Mode | None = None, **overrides: object) -> Settings:
+    """Read the environment once. Every problem is reported at once, in one ConfigError: bad
+    values (named, never shown), the variables `mode` needs that are not set, and unknown
+    `VPSBOT_*` variables."""
+    problems = unknown_variables(os.environ)
+    settings: Settings | None = None
+    invalid: set[str] = set()
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        first = exc.errors()[0]
-        name = str(first["loc"][0]).upper() if first["loc"] else "configuration"
-        raise ConfigError(f"{name} is invalid: {first['msg']}") from None
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+            invalid.add(name)
+            expected = EXPECTED.get(name)
+            problems.append(f"{name} is invalid" + (f": expected {expected}" if expected else ""))
+    if mode is not None:
+        # without valid settings, read the required variables alone (they have no validation)
+        if settings is None:
+            for name in NEEDS[mode]:
+                value = os.environ.get(name, os.environ.get(name.lower(), ""))
+                if not value.strip() and name not in invalid:
+                    problems.append(f"{name} is required but not set")
+        else:
+            problems.extend(settings.missing(*NEEDS[mode]))
+    if problems or settings is None:
+        raise ConfigError(problems)
+    return settings

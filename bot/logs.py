@@ -26,12 +26,16 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure() -> None:
+def configure(level: str | None = None) -> None:
+    """Log lines to stderr at `level` (default: $LOG_LEVEL if it is a level, else INFO; the
+    settings check LOG_LEVEL and report a bad one with the rest of the configuration)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(os.environ.get("LOG_LEVEL", "INFO").upper())
-    for noisy in ("alembic", "httpx"):
+    wanted = (level or os.environ.get("LOG_LEVEL", "INFO")).strip().upper()
+    root.setLevel(wanted if wanted in logging.getLevelNamesMapping() else "INFO")
+    # their INFO lines repeat what the bot says in its own words (slack_sdk logs each retry)
+    for noisy in ("alembic", "httpx", "slack_sdk"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bot.storage.database import head_revision
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -99,9 +101,11 @@ def test_serve_without_credentials_names_the_missing_variable(tmp_path: Path) ->
         check=False,
     )
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines()[-1] == (
-        "vpsbot: configuration error: SLACK_SIGNING_SECRET is required but not set"
-    )
+    # every missing variable at once, in one line
+    assert result.stderr.strip().splitlines() == [
+        "vpsbot: configuration error: SLACK_SIGNING_SECRET is required but not set; "
+        "VPS_API_TOKEN is required but not set"
+    ]
     assert "xoxb-only-this" not in result.stderr
 
 
@@ -120,19 +124,27 @@ def test_a_bad_value_is_named_without_echoing_it(tmp_path: Path) -> None:
     assert "s3cr3t" not in result.stderr
 
 
-def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "db", "upgrade"],
-        cwd=ROOT,
-        env=_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert "database schema is up to date" in result.stdout
+def test_db_upgrade_says_what_it_did_on_which_database(tmp_path: Path) -> None:
+    def upgrade() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "bot", "db", "upgrade"],
+            cwd=ROOT,
+            env=_env(tmp_path),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    head = head_revision()
+    database = f"sqlite:///{tmp_path / 'cli.db'}"
+    first = upgrade()
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == f"database {database}: schema upgraded from nothing to {head}\n"
     assert (tmp_path / "cli.db").exists()
+    again = upgrade()
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == f"database {database}: schema already at {head} (current)\n"
 
 
 def test_demo_answers_typed_commands_as_text(tmp_path: Path) -> None:
@@ -143,14 +155,14 @@ def test_demo_answers_typed_commands_as_text(tmp_path: Path) -> None:
         env=_env(tmp_path),
         input=typed,
         capture_output=True,
-        text=True,
+        encoding="utf-8",
         timeout=60,
         check=False,
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert "Snapshots* of *web-server-01* (`12345`): 2 items" in out
-    assert "*pre-migration-snapshot* · id `801` · :white_check_mark: completed" in out
+    assert "*pre-migration-snapshot* · id `801` · ✅ completed" in out
     assert "Manual backups* of *web-server-01*" in out
     assert "not a server id" in out
     assert "(no reply" not in out

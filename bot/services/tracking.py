@@ -37,6 +37,7 @@ class CycleReport:
     api_calls: int = 0
     finished: int = 0
     failed_calls: int = 0
+    first_failure: str = ""  # what the first failed read said, for the log
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,6 +169,7 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
         if unread:  # a failed read, or a restore's server answering 404
             report.failed_calls += 1
             why = listing.detail if isinstance(listing, VpsApiError) else "the server was not found"
+            report.first_failure = report.first_failure or why
             for request in groups[key]:
                 verdict = judge_unread(request, why, now, policy)
                 if verdict.event is None:
@@ -214,7 +216,12 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
             )
         await uow.commit()
     if report.failed_calls:
-        log.warning("tracker: %d of %d reads failed", report.failed_calls, report.api_calls)
+        log.warning(
+            "tracker: %d of %d reads of VPS.org failed (first: %s)",
+            report.failed_calls,
+            report.api_calls,
+            report.first_failure,
+        )
     return report
 
 

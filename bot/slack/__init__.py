@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
+from slack_bolt.logger import get_bolt_logger
+from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
@@ -286,8 +288,20 @@ def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
     app.error(handle_error)
 
 
+class _TokenGivenTwice(logging.Filter):
+    """bolt reads SLACK_BOT_TOKEN from the environment itself, and warns that it is unused
+    when a client is given too: the client is made from that very token, so the warning
+    would only alarm an operator."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != warning_client_prioritized_and_token_skipped()
+
+
 def build_app(services: Services, *, bot_token: str, signing_secret: str, api_url: str) -> AsyncApp:
     client = web_client(bot_token, api_url)
+    bolt_log = get_bolt_logger(AsyncApp)
+    if not any(isinstance(f, _TokenGivenTwice) for f in bolt_log.filters):
+        bolt_log.addFilter(_TokenGivenTwice())
     gate = Gate(Installation(client), services)
     app = AsyncApp(
         signing_secret=signing_secret,

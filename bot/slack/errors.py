@@ -84,7 +84,11 @@ def log_error(error: Exception) -> None:
     if isinstance(error, Unauthorized):
         log.error("VPS.org answered 401: check the VPS_API_TOKEN setting")
     elif isinstance(error, VpsApiError):
-        log.warning("VPS.org error %s on %s %s", error.status, error.method, error.path)
+        if error.status is None:  # no answer at all: where the bot looked is what to check
+            what = f"{error.detail} (check VPS_API_URL)"
+        else:
+            what = f"HTTP {error.status}: {error.detail}"
+        log.warning("VPS.org %s %s failed: %s", error.method, error.path, what)
     elif isinstance(error, UsageError | NotAllowed | Busy):
         log.info("refused: %s", type(error).__name__)
     else:

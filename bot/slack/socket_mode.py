@@ -9,7 +9,7 @@ from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.errors import SlackApiError
 
-from bot.config import ConfigError
+from bot.config import ConfigError, Unreachable
 
 log = logging.getLogger(__name__)
 PING_INTERVAL = 10.0  # seconds; slack_sdk reconnects after four missed pongs
@@ -34,7 +34,7 @@ class SocketModeLink:
             reason = error.response.get("error", "refused") if error.response else "refused"
             raise ConfigError(f"SLACK_APP_TOKEN was refused by Slack ({reason})") from None
         except (aiohttp.ClientError, OSError) as error:  # after slack_sdk's connection retries
-            raise ConfigError(
+            raise Unreachable(
                 f"cannot reach Slack at SLACK_API_URL to open Socket Mode ({type(error).__name__})"
             ) from None
         # built here: slack_sdk's client starts its message processor on the running loop

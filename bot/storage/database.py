@@ -10,6 +10,8 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import (
@@ -32,8 +34,30 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def _upgrade(connection: Connection) -> None:
+def head_revision() -> str:
+    """The newest migration this code has."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    if head is None:  # the migrations ship with the code
+        raise RuntimeError(f"no migrations found in {MIGRATIONS}")
+    return head
+
+
+def known_revision(revision: str) -> bool:
+    """Whether this code has the migration `revision` (a newer vpsbot may have run others)."""
+    try:
+        return ScriptDirectory.from_config(alembic_config()).get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for an unknown or malformed revision
+        return False
+
+
+def _current(connection: Connection) -> str | None:
+    return MigrationContext.configure(connection).get_current_revision()
+
+
+def _upgrade(connection: Connection) -> tuple[str | None, str | None]:
+    before = _current(connection)
     command.upgrade(alembic_config(connection), "head")
+    return before, _current(connection)
 
 
 # Alembic keeps its running context in module globals, so two upgrades in one process must not
@@ -66,16 +90,23 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
-    async def upgrade(self) -> None:
-        """Bring the schema to the newest migration. Safe to run from several instances at once:
-        on PostgreSQL an advisory lock makes the others wait, and they then find nothing to do;
-        on SQLite the write lock taken by BEGIN IMMEDIATE does the same."""
+    async def upgrade(self) -> tuple[str | None, str | None]:
+        """Bring the schema to the newest migration; return the revision before and after
+        (None: an empty database). Safe to run from several instances at once: on PostgreSQL
+        an advisory lock makes the others wait, and they then find nothing to do; on SQLite
+        the write lock taken by BEGIN IMMEDIATE does the same."""
         async with _upgrade_lock(), self.engine.begin() as conn:
             if self.dialect == "postgresql":
                 await conn.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK}
                 )
-            await conn.run_sync(_upgrade)
+            return await conn.run_sync(_upgrade)
+
+    async def revision(self) -> str | None:
+        """The schema's revision (None: no schema yet); raises when the database cannot be
+        reached."""
+        async with self.engine.connect() as conn:
+            return await conn.run_sync(_current)
 
     _pinging: asyncio.Task[bool] | None = None  # the ping under way, if one is
 

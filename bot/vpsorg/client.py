@@ -131,6 +131,14 @@ class VpsClient:
 
     # -- servers (inferred Servers API) ------------------------------------------------------
 
+    async def probe(self) -> int | None:
+        """One read that needs the token (the first page of `GET /servers/`): raises like any
+        call when the token is refused or VPS.org cannot be reached; returns the server count
+        VPS.org gives, if it gives one."""
+        body = await self._request("GET", "servers/")
+        count = body.get("count") if isinstance(body, dict) else None
+        return count if isinstance(count, int) and not isinstance(count, bool) else None
+
     async def list_servers(self) -> Listing[Server]:
         pages = await self._list("servers/", {})
         return self._usable(pages, schemas.ServerIn, "servers", lambda item: item.to_domain())

@@ -20,7 +20,8 @@ import pytest
 
 from bot import bootstrap
 from bot.bootstrap import run_socket_mode
-from bot.config import ConfigError
+from bot.config import ConfigError, Unreachable
+from bot.preflight import bind_port
 from bot.serving import serving
 from bot.slack import ids
 from bot.vpsorg.simulator import Simulator
@@ -38,13 +39,12 @@ def health_urls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     whatever $PORT says, so no two tests can want one port): the URLs it served, in order."""
     served: list[str] = []
 
-    @asynccontextmanager
-    async def on_a_free_port(app: Any, host: str, port: int, **kwargs: Any) -> AsyncIterator[str]:
-        async with serving(app, host, 0, **kwargs) as url:
-            served.append(url)
-            yield url
+    def on_a_free_port(port: int, host: str = "127.0.0.1") -> stdlib_socket.socket:
+        sock = bind_port(0, "127.0.0.1")
+        served.append(f"http://127.0.0.1:{sock.getsockname()[1]}")
+        return sock
 
-    monkeypatch.setattr(bootstrap, "serving", on_a_free_port)
+    monkeypatch.setattr(bootstrap, "bind_port", on_a_free_port)
     return served
 
 
@@ -138,6 +138,9 @@ async def socket_stack(tmp_path: Path, health_urls: list[str]) -> AsyncIterator[
             if running.done():
                 running.result()  # raises what stopped it
             [health_url] = health_urls
+            # at start, the bot read VPS.org once with its token (and nothing else)
+            assert [(c.method, c.path) for c in sim.calls] == [("GET", "/servers/")]
+            sim.calls.clear()
             yield SocketStack(sim, slack, socket, health_url)
         finally:
             stopping.set()
@@ -197,10 +200,11 @@ async def test_a_restore_approved_by_a_click_over_the_socket_calls_the_api_once(
         lambda: [
             c
             for c in socket_stack.slack.api_calls("chat.postMessage")
-            if c.data.get("thread_ts") and "is running again" in text_of(c)
+            if c.data.get("thread_ts") and ":white_check_mark: done" in text_of(c)
         ]
     )
     assert len(completion) == 1  # the tracker runs beside the socket
+    assert "is running again" in text_of(socket_stack.slack.api_calls("chat.update")[-1])
     assert len(sim.calls_to("POST", "/snapshots/801/restore/")) == 1
 
 
@@ -254,7 +258,7 @@ async def test_slack_unreachable_at_start_stops_with_one_line_naming_the_url(
         slack_api_url=f"http://127.0.0.1:{refusing_port}/api/",  # nothing listens there
         database_url=f"sqlite:///{tmp_path / 'socket.db'}",
     )
-    with pytest.raises(ConfigError) as unreachable:
+    with pytest.raises(Unreachable) as unreachable:
         await asyncio.wait_for(
             run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=30
         )
