@@ -1,7 +1,15 @@
-"""Command grammar -> typed intents. The help text lives here, beside the grammar it describes."""
+"""Command grammar -> typed intents. The help text lives here, beside the grammar it describes.
+
+A usage error names the word that was wrong, quoted as typed, and what was expected in its
+place; its usage is that of the one subcommand concerned. An unknown subcommand gets the
+nearest known one ("did you mean “create”?") and its usage, or, with nothing near, the short
+list of subcommands. The message is plain text: slack/errors.py escapes it for mrkdwn (a word
+typed with `<!channel>` or backticks is shown, never acted on); the usage is the bot's own mrkdwn.
+"""
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
 
 from bot.domain.errors import UsageError
@@ -20,8 +28,11 @@ from bot.domain.operations import (
     is_snapshot_name,
     parse_id,
 )
+from bot.slack.blocks.text import clip
 
 MAX_TEXT = 2000
+MAX_ID = 9_999_999_999
+QUOTED = 40  # characters of a wrong word shown back
 
 # (usage, what it does) for each command; `help` renders exactly these lines.
 GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
@@ -29,7 +40,7 @@ GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
         "list": ("list [server_id]", "list snapshots, of every server or of one"),
         "create": (
             "create <server_id> <name> [description…]",
-            "take a snapshot; name: 1-64 letters, digits, - or _",
+            f"take a snapshot; name: 1-{MAX_SNAPSHOT_NAME} letters, digits, - or _",
         ),
         "restore": (
             "restore <snapshot_id> [reason…]",
@@ -53,43 +64,113 @@ GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
     },
 }
 
+# Words people type for a subcommand: suggested, never run (a restore is always asked by name).
+ALIASES = {
+    "ls": "list",
+    "show": "list",
+    "get": "list",
+    "new": "create",
+    "take": "create",
+    "make": "create",
+    "add": "create",
+    "rm": "delete",
+    "del": "delete",
+    "remove": "delete",
+    "rollback": "restore",
+    "revert": "restore",
+    "?": "help",
+    "-h": "help",
+    "--help": "help",
+    "usage": "help",
+}
+
+NAME_RULE = f"1-{MAX_SNAPSHOT_NAME} letters, digits, - or _"
+TYPE_WORDS = tuple(t.value for t in BackupType)
+TYPES = " or ".join(f"“{t}”" for t in TYPE_WORDS)
+
 
 def usage(kind: Kind, subcommand: str | None = None) -> str:
-    """Usage lines for one subcommand, or for all of them."""
+    """Usage lines for one subcommand, or for all of them (the help)."""
     entries = GRAMMAR[kind]
     chosen = [entries[subcommand]] if subcommand in entries else list(entries.values())
     return "\n".join(f"`/{kind.value} {form}`: {what}" for form, what in chosen)
 
 
+def summary(kind: Kind) -> str:
+    """The short list of subcommands: one usage line each, no descriptions."""
+    lines = [f"`/{kind.value} {form}`" for form, _ in GRAMMAR[kind].values()]
+    return "\n".join(lines)
+
+
+def quoted(word: str) -> str:
+    """A word as typed, between quotes and clipped; control and format characters (a bidi
+    override, a zero-width space) become �. Plain text: the renderer escapes it for mrkdwn."""
+    shown = "".join("\ufffd" if unicodedata.category(ch)[0] == "C" else ch for ch in word)
+    return f"“{clip(shown, QUOTED)}”"
+
+
+def suggestion(kind: Kind, word: str) -> str | None:
+    """The known subcommand nearest to an unknown word, if any is near."""
+    lowered = word.lower()
+    if lowered in ALIASES:
+        return ALIASES[lowered]
+    if parse_id(word) is not None or (kind is Kind.BACKUP and lowered in TYPE_WORDS):
+        return "list"  # `/snapshot 12345`: the subcommand was left out
+    if len(lowered) > 20:
+        return None
+    close = difflib.get_close_matches(lowered, list(GRAMMAR[kind]), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def _fail(kind: Kind, subcommand: str | None, message: str) -> UsageError:
-    return UsageError(message, usage(kind, subcommand))
+    return UsageError(message, usage(kind, subcommand) if subcommand else summary(kind))
 
 
-def _id(kind: Kind, subcommand: str, text: str, what: str) -> int:
-    value = parse_id(text)
-    if value is None:
-        raise _fail(kind, subcommand, f"{what} must be a number from 1 to 9999999999.")
-    return value
+def _id(kind: Kind, subcommand: str, word: str, what: str) -> int:
+    """An id typed after the subcommand (`what`: "server id", "snapshot id", "backup id")."""
+    value = parse_id(word)
+    if value is not None:
+        return value
+    if word.isascii() and word.isdigit():
+        problem = f"ids are 1 to {MAX_ID}"
+    else:
+        problem = f"expected a {what} (a number) after “{subcommand}”"
+    raise _fail(kind, subcommand, f"{quoted(word)} is not a {what}: {problem}.")
 
 
 def _free_text(kind: Kind, subcommand: str, text: str, what: str) -> str:
     text = " ".join(text.split())
     if len(text) > MAX_DESCRIPTION:
-        raise _fail(kind, subcommand, f"The {what} is too long (at most {MAX_DESCRIPTION}).")
+        raise _fail(
+            kind,
+            subcommand,
+            f"The {what} is too long: expected at most {MAX_DESCRIPTION} characters "
+            f"(it has {len(text)}).",
+        )
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in text):
-        raise _fail(kind, subcommand, f"The {what} contains control characters.")
+        raise _fail(
+            kind,
+            subcommand,
+            f"The {what} contains control characters: expected plain text.",
+        )
     return text
 
 
 def parse(kind: Kind, text: str) -> Intent:
     """Parse the text after `/snapshot` or `/backup`; raise UsageError for anything else."""
-    if len(text) > MAX_TEXT:
-        raise _fail(kind, None, f"That command is too long (at most {MAX_TEXT} characters).")
     head, *rest = text.split(maxsplit=1) or ["help"]
     subcommand = head.lower()
+    known = subcommand in GRAMMAR[kind]
+    if len(text) > MAX_TEXT:
+        raise _fail(
+            kind,
+            subcommand if known else None,
+            f"That command is too long: expected at most {MAX_TEXT} characters "
+            f"(it has {len(text)}).",
+        )
+    if not known:
+        raise _unknown(kind, head)
     tail = rest[0] if rest else ""
-    if subcommand not in GRAMMAR[kind]:
-        raise _fail(kind, None, f"Unknown subcommand “{head[:40]}”.")
     if subcommand == "help":
         return ShowHelp(kind)
     if subcommand == "list":
@@ -97,16 +178,34 @@ def parse(kind: Kind, text: str) -> Intent:
     if subcommand == "create":
         return _parse_create(kind, tail)
     target_text, *more = tail.split(maxsplit=1) or [""]
-    what = f"The {kind.value} id"
+    what = f"{kind.value} id"
     if not target_text:
-        raise _fail(kind, subcommand, f"{what} is missing.")
+        raise _fail(
+            kind,
+            subcommand,
+            f"The {what} is missing: expected a {what} (a number) after “{subcommand}”.",
+        )
     target = _id(kind, subcommand, target_text, what)
     if subcommand == "restore":
         reason = _free_text(kind, subcommand, more[0] if more else "", "reason")
         return RequestRestore(kind, target, reason)
     if more:
-        raise _fail(kind, subcommand, "`delete` takes only the id.")
+        extra = more[0].split()[0]
+        raise _fail(
+            kind,
+            subcommand,
+            f"{quoted(extra)} is one word too many: “delete” takes only the {what}.",
+        )
     return RequestDelete(kind, target)
+
+
+def _unknown(kind: Kind, head: str) -> UsageError:
+    known = ", ".join(f"“{name}”" for name in GRAMMAR[kind])
+    message = f"{quoted(head)} is not a /{kind.value} subcommand"
+    near = suggestion(kind, head)
+    if near is None:
+        return UsageError(f"{message}: expected one of {known}.", summary(kind))
+    return UsageError(f"{message}. Did you mean “{near}”?", usage(kind, near))
 
 
 def _parse_list(kind: Kind, words: list[str]) -> Intent:
@@ -114,32 +213,75 @@ def _parse_list(kind: Kind, words: list[str]) -> Intent:
     backup_type: BackupType | None = None
     for word in words:
         lowered = word.lower()
-        if kind is Kind.BACKUP and lowered in ("manual", "automatic") and backup_type is None:
+        if kind is Kind.BACKUP and lowered in TYPE_WORDS and backup_type is None:
             backup_type = BackupType(lowered)
-        elif server_id is None and backup_type is None and parse_id(word) is not None:
-            server_id = parse_id(word)
+        elif server_id is None and backup_type is None:
+            server_id = _list_server(kind, word)
         else:
-            raise _fail(kind, "list", "That is not a server id or a filter I know.")
+            raise _fail(kind, "list", _list_extra(kind, word, backup_type))
     if kind is Kind.SNAPSHOT:
         return ListSnapshots(server_id)
     return ListBackups(server_id, backup_type)
 
 
+def _list_server(kind: Kind, word: str) -> int:
+    """The first word after `list` that is not a backup type: a server id."""
+    value = parse_id(word)
+    if value is not None:
+        return value
+    if word.isascii() and word.isdigit():
+        raise _fail(kind, "list", f"{quoted(word)} is not a server id: ids are 1 to {MAX_ID}.")
+    if kind is Kind.BACKUP:
+        message = f"is not a server id or a backup type: expected a server id (a number), {TYPES}"
+    elif word.lower() in TYPE_WORDS:
+        message = "is not a server id: snapshots have no type; expected a server id (a number)"
+    else:
+        message = "is not a server id: expected a server id (a number), or nothing for every server"
+    raise _fail(kind, "list", f"{quoted(word)} {message}.")
+
+
+def _list_extra(kind: Kind, word: str, backup_type: BackupType | None) -> str:
+    """A word after a complete `list`: what it could have been instead."""
+    lowered = word.lower()
+    if kind is Kind.SNAPSHOT:
+        if lowered in TYPE_WORDS:
+            return f"{quoted(word)} is one word too many: snapshots have no type."
+        return f"{quoted(word)} is one word too many: expected only a server id."
+    if backup_type is None:
+        return f"{quoted(word)} is not a backup type: expected {TYPES} after the server id."
+    if lowered in TYPE_WORDS:
+        return f"{quoted(word)} is one word too many: expected one type at most."
+    if parse_id(word) is not None:
+        return f"{quoted(word)} is one word too many: the server id comes before the type."
+    return f"{quoted(word)} is one word too many: expected nothing after the type."
+
+
 def _parse_create(kind: Kind, tail: str) -> Intent:
     words = tail.split(maxsplit=2 if kind is Kind.SNAPSHOT else 1)
     if not words:
-        raise _fail(kind, "create", "The server id is missing.")
-    server_id = _id(kind, "create", words[0], "The server id")
+        raise _fail(
+            kind,
+            "create",
+            "The server id is missing: expected a server id (a number) after “create”.",
+        )
+    server_id = _id(kind, "create", words[0], "server id")
     if kind is Kind.BACKUP:
         description = _free_text(kind, "create", words[1] if len(words) > 1 else "", "description")
         return CreateBackup(server_id, description)
     if len(words) < 2:
-        raise _fail(kind, "create", "The snapshot name is missing.")
-    if not is_snapshot_name(words[1]):
         raise _fail(
             kind,
             "create",
-            f"A snapshot name is 1-{MAX_SNAPSHOT_NAME} letters, digits, “-” or “_”.",
+            f"The snapshot name is missing: expected a snapshot name ({NAME_RULE}) "
+            "after the server id.",
         )
+    name = words[1]
+    if not is_snapshot_name(name):
+        problem = (
+            f"is too long for a snapshot name (it has {len(name)} characters)"
+            if len(name) > MAX_SNAPSHOT_NAME
+            else "is not a snapshot name"
+        )
+        raise _fail(kind, "create", f"{quoted(name)} {problem}: expected {NAME_RULE}.")
     description = _free_text(kind, "create", words[2] if len(words) > 2 else "", "description")
-    return CreateSnapshot(server_id, words[1], description)
+    return CreateSnapshot(server_id, name, description)

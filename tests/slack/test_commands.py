@@ -99,6 +99,105 @@ async def test_bad_input_gets_usage_reaches_no_api_and_is_never_echoed_live(stac
     assert [row["outcome"] for row in await audit_rows(stack)] == ["usage_error"] * len(hostile)
 
 
+def usage_reply(call: object) -> tuple[str, str]:
+    """A usage error as the person sees it: (the sentence, the usage under it)."""
+    data = call.data  # type: ignore[attr-defined]
+    assert data["response_type"] == "ephemeral"
+    section, under = data["blocks"]
+    assert (section["type"], under["type"]) == ("section", "context")
+    return section["text"]["text"], under["elements"][0]["text"]
+
+
+CREATE_USAGE = (
+    "`/snapshot create <server_id> <name> [description…]`: "
+    "take a snapshot; name: 1-64 letters, digits, - or _"
+)
+USAGE_REPLIES = [
+    # (command, text) -> the sentence and the usage the person reads
+    (
+        ("/snapshot", "crate 12345 pre-deploy"),
+        ":warning: “crate” is not a /snapshot subcommand. Did you mean “create”?",
+        CREATE_USAGE,
+    ),
+    (
+        ("/backup", "rm 499"),
+        ":warning: “rm” is not a /backup subcommand. Did you mean “delete”?",
+        "`/backup delete <backup_id>`: delete a backup (you confirm with a button)",
+    ),
+    (
+        ("/snapshot", "rollback 801"),
+        ":warning: “rollback” is not a /snapshot subcommand. Did you mean “restore”?",
+        "`/snapshot restore <snapshot_id> [reason…]`: "
+        "restore the snapshot's server from it, after a second person approves",
+    ),
+    (
+        ("/snapshot", "frobnicate"),
+        ":warning: “frobnicate” is not a /snapshot subcommand: expected one of “list”, "
+        "“create”, “restore”, “delete”, “help”.",
+        "`/snapshot list [server_id]`\n`/snapshot create <server_id> <name> [description…]`\n"
+        "`/snapshot restore <snapshot_id> [reason…]`\n`/snapshot delete <snapshot_id>`\n"
+        "`/snapshot help`",
+    ),
+    (
+        ("/backup", "list abc"),
+        ":warning: “abc” is not a server id or a backup type: expected a server id "
+        "(a number), “manual” or “automatic”.",
+        "`/backup list [server_id] [manual|automatic]`: "
+        "list backups, of every server or of one, optionally by type",
+    ),
+    (
+        ("/backup", "list 12345 2"),
+        ":warning: “2” is not a backup type: expected “manual” or “automatic” after the server id.",
+        "`/backup list [server_id] [manual|automatic]`: "
+        "list backups, of every server or of one, optionally by type",
+    ),
+    (
+        ("/snapshot", "create abc name"),
+        ":warning: “abc” is not a server id: expected a server id (a number) after “create”.",
+        CREATE_USAGE,
+    ),
+    (
+        ("/snapshot", "create 12345 bad/name"),
+        ":warning: “bad/name” is not a snapshot name: expected 1-64 letters, digits, - or _.",
+        CREATE_USAGE,
+    ),
+    (
+        ("/snapshot", "delete 801 extra"),
+        ":warning: “extra” is one word too many: “delete” takes only the snapshot id.",
+        "`/snapshot delete <snapshot_id>`: delete a snapshot (you confirm with a button)",
+    ),
+    (
+        ("/snapshot", "list 99999999999"),
+        ":warning: “99999999999” is not a server id: ids are 1 to 9999999999.",
+        "`/snapshot list [server_id]`: list snapshots, of every server or of one",
+    ),
+]
+
+
+async def test_usage_errors_quote_the_word_say_what_was_expected_and_show_one_usage(
+    stack: Stack,
+) -> None:
+    for (command, text), sentence, usage_text in USAGE_REPLIES:
+        reply = await stack.ask(text, command=command)
+        assert usage_reply(reply) == (sentence, usage_text), text
+        assert reply.data["text"] == sentence  # the notification says it too
+    assert stack.sim.calls == []
+    assert [row["outcome"] for row in await audit_rows(stack)] == ["usage_error"] * len(
+        USAGE_REPLIES
+    )
+
+
+async def test_a_hostile_word_is_quoted_as_text_and_pings_nobody(stack: Stack) -> None:
+    sentence, usage_text = usage_reply(await stack.ask("list <!channel>`x`"))
+    assert sentence == (
+        ":warning: “&lt;!channel&gt;\u02cbx\u02cb” is not a server id: expected a server id "
+        "(a number), or nothing for every server."
+    )
+    assert usage_text == "`/snapshot list [server_id]`: list snapshots, of every server or of one"
+    sentence, _ = usage_reply(await stack.ask("d\u202eel <@U1>", command="/backup"))
+    assert sentence == ":warning: “d\ufffdel” is not a /backup subcommand. Did you mean “delete”?"
+
+
 async def test_an_unavailable_api_gets_a_clear_reply_and_the_bot_stays_up(stack: Stack) -> None:
     stack.sim.inject(
         Fault("GET", "/snapshots/", status=503, body={"detail": "maintenance"}, times=None)

@@ -320,3 +320,49 @@ def test_the_button_listeners_read_any_shape_without_raising(body: dict[str, Any
     assert (actions._user(body), actions._response_url(body)) == ("", None)
     assert actions._channel(body) in ("", "5")
     assert actions._first_action(body) == {}
+
+
+# -- hostile words in usage errors ---------------------------------------------------------------
+
+HOSTILE_WORDS = [
+    "<!channel>",
+    "<!here|everyone>",
+    "<@U0000BOSS>",
+    "<#C0000TEST>",
+    "<https://evil.example|click>",
+    "```",
+    "`x`<!everyone>",
+    "&lt;!channel&gt;",
+    "\u202ereversed",
+    "zero\u200bwidth",
+]
+HOSTILE_POSITIONS = [
+    # where the word goes, and the start of the sentence that quotes it
+    ("{}", "is not a /snapshot subcommand"),
+    ("list {}", "is not a server id"),
+    ("create {} name", "is not a server id"),
+    ("create 12345 {}", "is not a snapshot name"),
+    ("restore {}", "is not a snapshot id"),
+    ("delete 801 {}", "is one word too many"),
+]
+
+
+@pytest.mark.parametrize("word", HOSTILE_WORDS)
+async def test_a_hostile_word_in_a_usage_error_is_shown_as_text(stack: Stack, word: str) -> None:
+    """Wherever it was typed, the wrong word is quoted back escaped: no mention, link or
+    broadcast comes alive, no code span opens or closes, no invisible character hides."""
+    for template, says in HOSTILE_POSITIONS:
+        reply = await stack.ask(template.format(word))
+        sentence = reply.data["blocks"][0]["text"]["text"]
+        assert says in sentence, (template, sentence)
+        for text in (sentence, reply.data["text"]):
+            for live in ("<", ">", "`", "\u202e", "\u200b"):
+                assert live not in text
+        escaped = word.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        for typed, shown in (("`", "\u02cb"), ("\u202e", "\ufffd"), ("\u200b", "\ufffd")):
+            escaped = escaped.replace(typed, shown)
+        assert f":warning: “{escaped}” {says}" in sentence
+        assert len(reply.data["blocks"]) == 2
+        assert reply.data["blocks"][1]["elements"][0]["text"].count("`/snapshot ") in (1, 5)
+    assert stack.sim.calls == []
+    assert await state(stack) == ([], [])

@@ -16,7 +16,7 @@ from bot.domain.operations import (
     RequestRestore,
     ShowHelp,
 )
-from bot.slack.parsing import parse, usage
+from bot.slack.parsing import GRAMMAR, parse, quoted, summary, usage
 
 S, B = Kind.SNAPSHOT, Kind.BACKUP
 
@@ -58,12 +58,11 @@ def test_grammar_gives_typed_intents(kind: Kind, text: str, expected: Intent) ->
 @pytest.mark.parametrize(
     ("kind", "text", "says"),
     [
-        (S, "frobnicate", "Unknown subcommand"),
         (S, "list abc", "not a server id"),
         (S, "list 0", "not a server id"),
-        (S, "list 12345 manual", "not a server id"),
-        (B, "list manual 12345", "not a server id"),
-        (B, "list 1 2", "not a server id"),
+        (S, "list 12345 manual", "snapshots have no type"),
+        (B, "list manual 12345", "the server id comes before the type"),
+        (B, "list 1 2", "not a backup type"),
         (S, "list 12345678901", "not a server id"),
         (S, "list ١٢٣", "not a server id"),  # non-ASCII digits
         (S, "create", "server id is missing"),
@@ -71,20 +70,190 @@ def test_grammar_gives_typed_intents(kind: Kind, text: str, expected: Intent) ->
         (S, "create 12345 bad/name", "snapshot name"),
         (S, "create 12345 " + "x" * 65, "snapshot name"),
         (S, "create 12345 naïve", "snapshot name"),
-        (S, "create -1 name", "server id must be a number"),
-        (B, "create x", "server id must be a number"),
+        (S, "create -1 name", "not a server id"),
+        (B, "create x", "not a server id"),
         (S, "restore", "id is missing"),
-        (S, "restore 0", "must be a number"),
-        (S, "delete 801 now", "only the id"),
+        (S, "restore 0", "ids are 1 to 9999999999"),
+        (S, "delete 801 now", "one word too many"),
         (B, "create 1 " + "d" * 501, "too long"),
-        (S, "x" * 5000, "too long"),
+        (S, "restore 1 bad\x00reason", "control characters"),
     ],
 )
-def test_bad_input_is_a_usage_error_with_help(kind: Kind, text: str, says: str) -> None:
+def test_bad_input_is_a_usage_error_with_the_subcommands_usage(
+    kind: Kind, text: str, says: str
+) -> None:
     with pytest.raises(UsageError) as caught:
         parse(kind, text)
     assert says in caught.value.message
-    assert caught.value.usage.startswith(f"`/{kind.value} ")
+    assert caught.value.usage == usage(kind, text.split()[0])  # that one subcommand only
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "message"),
+    [
+        # the word as typed, what was expected there
+        (
+            S,
+            "list abc",
+            "“abc” is not a server id: expected a server id (a number), or "
+            "nothing for every server.",
+        ),
+        (
+            B,
+            "list abc",
+            "“abc” is not a server id or a backup type: expected a server id "
+            "(a number), “manual” or “automatic”.",
+        ),
+        (
+            S,
+            "list manual",
+            "“manual” is not a server id: snapshots have no type; expected a server id (a number).",
+        ),
+        (S, "list 0", "“0” is not a server id: ids are 1 to 9999999999."),
+        (S, "list 99999999999", "“99999999999” is not a server id: ids are 1 to 9999999999."),
+        (S, "list 1 2", "“2” is one word too many: expected only a server id."),
+        (S, "list 1 Manual", "“Manual” is one word too many: snapshots have no type."),
+        (
+            B,
+            "list 1 2",
+            "“2” is not a backup type: expected “manual” or “automatic” after the server id.",
+        ),
+        (B, "list manual 12", "“12” is one word too many: the server id comes before the type."),
+        (
+            B,
+            "list manual automatic",
+            "“automatic” is one word too many: expected one type at most.",
+        ),
+        (B, "list 1 manual x", "“x” is one word too many: expected nothing after the type."),
+        (
+            S,
+            "create abc name",
+            "“abc” is not a server id: expected a server id (a number) after “create”.",
+        ),
+        (B, "create 0", "“0” is not a server id: ids are 1 to 9999999999."),
+        (S, "create", "The server id is missing: expected a server id (a number) after “create”."),
+        (
+            S,
+            "create 12",
+            "The snapshot name is missing: expected a snapshot name (1-64 "
+            "letters, digits, - or _) after the server id.",
+        ),
+        (
+            S,
+            "create 12 bad/name",
+            "“bad/name” is not a snapshot name: expected 1-64 letters, digits, - or _.",
+        ),
+        (
+            S,
+            "create 12 " + "n" * 65,
+            "“" + "n" * 39 + "…” is too long for a snapshot name "
+            "(it has 65 characters): expected 1-64 letters, digits, - or _.",
+        ),
+        (
+            S,
+            "restore snap-1",
+            "“snap-1” is not a snapshot id: expected a snapshot id (a number) after “restore”.",
+        ),
+        (B, "delete", "The backup id is missing: expected a backup id (a number) after “delete”."),
+        (B, "delete 99999999999", "“99999999999” is not a backup id: ids are 1 to 9999999999."),
+        (
+            S,
+            "delete 12 extra words",
+            "“extra” is one word too many: “delete” takes only the snapshot id.",
+        ),
+        (
+            B,
+            "create 1 " + "d" * 501,
+            "The description is too long: expected at most 500 characters (it has 501).",
+        ),
+        (S, "restore 1 why\u202e", "The reason contains control characters: expected plain text."),
+    ],
+)
+def test_a_usage_error_quotes_the_word_and_says_what_was_expected(
+    kind: Kind, text: str, message: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(kind, text)
+    assert caught.value.message == message
+    assert caught.value.usage == usage(kind, text.split()[0])
+
+
+@pytest.mark.parametrize(
+    ("kind", "word", "meant"),
+    [
+        (S, "crate", "create"),
+        (S, "CRAETE", "create"),
+        (B, "lst", "list"),
+        (S, "ls", "list"),
+        (B, "restor", "restore"),
+        (S, "delet", "delete"),
+        (S, "hlep", "help"),
+        (S, "rm", "delete"),
+        (B, "del", "delete"),
+        (S, "remove", "delete"),
+        (S, "new", "create"),
+        (B, "take", "create"),
+        (S, "make", "create"),
+        (S, "rollback", "restore"),
+        (B, "revert", "restore"),
+        (S, "12345", "list"),  # the subcommand left out
+        (B, "manual", "list"),
+    ],
+)
+def test_an_unknown_subcommand_suggests_the_nearest_with_only_its_usage(
+    kind: Kind, word: str, meant: str
+) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(kind, f"{word} 801 more")
+    assert caught.value.message == (
+        f"“{word}” is not a /{kind.value} subcommand. Did you mean “{meant}”?"
+    )
+    assert caught.value.usage == usage(kind, meant)
+    assert caught.value.usage.count(f"`/{kind.value} ") == 1
+
+
+@pytest.mark.parametrize("word", ["frobnicate", "x", "backup", "status", "q" * 300])
+def test_an_unknown_subcommand_far_from_all_gets_the_short_list(word: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(S, word)
+    shown = word if len(word) <= 40 else word[:39] + "…"
+    assert caught.value.message == (
+        f"“{shown}” is not a /snapshot subcommand: expected one of “list”, “create”, "
+        "“restore”, “delete”, “help”."
+    )
+    assert caught.value.usage == (
+        "`/snapshot list [server_id]`\n"
+        "`/snapshot create <server_id> <name> [description…]`\n"
+        "`/snapshot restore <snapshot_id> [reason…]`\n"
+        "`/snapshot delete <snapshot_id>`\n"
+        "`/snapshot help`"
+    )
+
+
+def test_the_snapshot_kind_has_no_type_so_manual_is_not_suggested_as_list() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(S, "manual")
+    assert "expected one of" in caught.value.message
+
+
+def test_a_command_that_is_too_long_gets_the_usage_of_its_subcommand() -> None:
+    with pytest.raises(UsageError) as caught:
+        parse(S, "restore 1 " + "r" * 2000)
+    assert caught.value.message == (
+        "That command is too long: expected at most 2000 characters (it has 2010)."
+    )
+    assert caught.value.usage == usage(S, "restore")
+    with pytest.raises(UsageError) as caught:
+        parse(S, "x" * 5000)
+    assert caught.value.usage == summary(S)
+
+
+def test_a_quoted_word_is_clipped_and_shows_invisible_characters() -> None:
+    assert quoted("abc") == "“abc”"
+    assert quoted("a" * 41) == "“" + "a" * 39 + "…”"
+    assert quoted("1\u202e2\u200b3\x07") == "“1\ufffd2\ufffd3\ufffd”"
+    # mrkdwn is left to the renderer (slack/errors.py escapes the whole message once)
+    assert quoted("<!channel>`") == "“<!channel>`”"
 
 
 def test_usage_for_one_subcommand_names_only_it() -> None:
@@ -93,6 +262,7 @@ def test_usage_for_one_subcommand_names_only_it() -> None:
         "list backups, of every server or of one, optionally by type"
     )
     assert usage(S).count("`/snapshot ") == 5
+    assert summary(B).count("`/backup ") == 5
 
 
 @given(kind=st.sampled_from([S, B]), text=st.text(max_size=3000))
@@ -102,7 +272,9 @@ def test_any_text_is_an_intent_or_a_usage_error(kind: Kind, text: str) -> None:
     except UsageError as error:
         problem = error
         assert problem.message
+        assert len(problem.message) < 300  # slack/errors.py shows 300 characters of it
         assert problem.usage
+        assert problem.usage.count(f"`/{kind.value} ") in (1, len(GRAMMAR[kind]))
     else:
         assert isinstance(
             intent,

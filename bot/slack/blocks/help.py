@@ -18,12 +18,17 @@ def help_message(kind: Kind, usage_text: str) -> Message:
     blocks = [
         section(f"*`/{kind.value}`*: {INTRO[kind]}"),
         section(usage_text),
-        context("Restores overwrite the whole server and need a second person's approval."),
+        context(
+            f"Ids are the numbers `/{kind.value} list` shows (1 to 9999999999). "
+            "Restores overwrite the whole server and need a second person's approval."
+        ),
     ]
     return Message(f"/{kind.value} help", blocks)
 
 
 def error_message(text: str, usage_text: str | None = None) -> Message:
+    """A problem in a sentence (mrkdwn, ready), then the usage that applies (the bot's own
+    text), small, under it."""
     blocks = [section(text)]
     if usage_text:
         blocks.append(context(usage_text))
