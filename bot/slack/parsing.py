@@ -28,7 +28,7 @@ from bot.domain.operations import (
     is_snapshot_name,
     parse_id,
 )
-from bot.slack.blocks.text import clip
+from bot.slack.blocks.text import clip, escape
 
 MAX_TEXT = 2000
 MAX_ID = 9_999_999_999
@@ -93,12 +93,13 @@ def usage(kind: Kind, subcommand: str | None = None) -> str:
     """Usage lines for one subcommand, or for all of them (the help)."""
     entries = GRAMMAR[kind]
     chosen = [entries[subcommand]] if subcommand in entries else list(entries.values())
-    return "\n".join(f"`/{kind.value} {form}`: {what}" for form, what in chosen)
+    # `<server_id>` is escaped: Slack reads `<…>` as a link or a mention, even in code
+    return "\n".join(f"`/{kind.value} {escape(form)}`: {what}" for form, what in chosen)
 
 
 def summary(kind: Kind) -> str:
     """The short list of subcommands: one usage line each, no descriptions."""
-    lines = [f"`/{kind.value} {form}`" for form, _ in GRAMMAR[kind].values()]
+    lines = [f"`/{kind.value} {escape(form)}`" for form, _ in GRAMMAR[kind].values()]
     return "\n".join(lines)
 
 

@@ -69,7 +69,7 @@ async def test_list_of_every_server_groups_by_server(stack: Stack) -> None:
 async def test_help_and_empty_text_show_usage(stack: Stack) -> None:
     for text in ("help", ""):
         reply = await stack.ask(text, command="/backup")
-        assert "`/backup create <server_id> [description…]`" in shown(reply)
+        assert "`/backup create &lt;server_id&gt; [description…]`" in shown(reply)
     assert stack.sim.calls == []
 
 
@@ -109,7 +109,7 @@ def usage_reply(call: object) -> tuple[str, str]:
 
 
 CREATE_USAGE = (
-    "`/snapshot create <server_id> <name> [description…]`: "
+    "`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`: "
     "take a snapshot; name: 1-64 letters, digits, - or _"
 )
 USAGE_REPLIES = [
@@ -122,20 +122,20 @@ USAGE_REPLIES = [
     (
         ("/backup", "rm 499"),
         ":warning: “rm” is not a /backup subcommand. Did you mean “delete”?",
-        "`/backup delete <backup_id>`: delete a backup (you confirm with a button)",
+        "`/backup delete &lt;backup_id&gt;`: delete a backup (you confirm with a button)",
     ),
     (
         ("/snapshot", "rollback 801"),
         ":warning: “rollback” is not a /snapshot subcommand. Did you mean “restore”?",
-        "`/snapshot restore <snapshot_id> [reason…]`: "
+        "`/snapshot restore &lt;snapshot_id&gt; [reason…]`: "
         "restore the snapshot's server from it, after a second person approves",
     ),
     (
         ("/snapshot", "frobnicate"),
         ":warning: “frobnicate” is not a /snapshot subcommand: expected one of “list”, "
         "“create”, “restore”, “delete”, “help”.",
-        "`/snapshot list [server_id]`\n`/snapshot create <server_id> <name> [description…]`\n"
-        "`/snapshot restore <snapshot_id> [reason…]`\n`/snapshot delete <snapshot_id>`\n"
+        "`/snapshot list [server_id]`\n`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
+        "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n`/snapshot delete &lt;snapshot_id&gt;`\n"
         "`/snapshot help`",
     ),
     (
@@ -164,7 +164,7 @@ USAGE_REPLIES = [
     (
         ("/snapshot", "delete 801 extra"),
         ":warning: “extra” is one word too many: “delete” takes only the snapshot id.",
-        "`/snapshot delete <snapshot_id>`: delete a snapshot (you confirm with a button)",
+        "`/snapshot delete &lt;snapshot_id&gt;`: delete a snapshot (you confirm with a button)",
     ),
     (
         ("/snapshot", "list 99999999999"),

@@ -174,7 +174,7 @@ async def test_bad_input_over_the_socket_gets_the_usage_and_reaches_no_api(
     envelope, key = await socket_stack.command("restore <!channel>")
     await socket_stack.socket.acked(envelope, wait=3.0)
     reply = await socket_stack.reply(key)
-    assert "/snapshot restore <snapshot_id>" in text_of(reply)
+    assert "/snapshot restore &lt;snapshot_id&gt;" in text_of(reply)
     assert "<!channel>" not in text_of(reply)
     assert socket_stack.sim.calls == []
 

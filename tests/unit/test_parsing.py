@@ -223,9 +223,9 @@ def test_an_unknown_subcommand_far_from_all_gets_the_short_list(word: str) -> No
     )
     assert caught.value.usage == (
         "`/snapshot list [server_id]`\n"
-        "`/snapshot create <server_id> <name> [description…]`\n"
-        "`/snapshot restore <snapshot_id> [reason…]`\n"
-        "`/snapshot delete <snapshot_id>`\n"
+        "`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
+        "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n"
+        "`/snapshot delete &lt;snapshot_id&gt;`\n"
         "`/snapshot help`"
     )
 
