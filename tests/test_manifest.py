@@ -25,6 +25,7 @@ SCOPE_OF = {
     "usergroups_users_list": "usergroups:read",
     "apps_connections_open": None,
     "auth_test": None,  # the installation's workspace, at start: no scope needed
+    "chat_getPermalink": None,  # the link to a card in a DM: Slack lists no scope for it
 }
 
 
