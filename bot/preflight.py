@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import logging
+import os
 import socket
 import sqlite3
 from dataclasses import dataclass
@@ -112,13 +113,43 @@ def bind_port(port: int, host: str = "0.0.0.0") -> socket.socket:  # noqa: S104 
 # -- the database ------------------------------------------------------------------------------
 
 
+def _sqlite_path(settings: Settings) -> str | None:
+    """The file of a SQLite database (None: another database, or one in memory)."""
+    url = make_url(settings.database_url)
+    path = url.database
+    if not url.drivername.startswith("sqlite") or not path or path == ":memory:" or url.query:
+        return None
+    return path
+
+
+def _no_file_yet(settings: Settings, head: str) -> Finding | None:
+    """For `check` (which makes nothing), a SQLite database whose file does not exist yet:
+    whether the bot can create it when it starts. None: another case."""
+    path = _sqlite_path(settings)
+    if path is None or os.path.exists(path):
+        return None
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return Finding(
+            "database",
+            "unreachable",
+            f"cannot create the SQLite database {path} (DATABASE_URL): {folder} is not writable. "
+            "Make it writable by the user the bot runs as, or set DATABASE_URL elsewhere",
+        )
+    return Finding(
+        "database",
+        "ok",
+        f"{shown(settings.database_url)}: no file yet; the bot creates it and its schema ({head}) "
+        "when it starts",
+    )
+
+
 def _sqlite_unwritable(settings: Settings) -> str | None:
     """For a SQLite database, why the bot cannot write it (a read-only file, or a directory it
     cannot create the file, journal or WAL in), or None. Tried with a write that is rolled
     back."""
-    url = make_url(settings.database_url)
-    path = url.database
-    if not url.drivername.startswith("sqlite") or not path or path == ":memory:" or url.query:
+    path = _sqlite_path(settings)
+    if path is None:
         return None
     try:
         connection = sqlite3.connect(path, timeout=10, isolation_level=None)
@@ -198,9 +229,11 @@ def _schema(before: str | None, after: str | None, head: str, upgraded: bool) ->
 async def check_database(settings: Settings, database: Database, *, upgrade: bool) -> Finding:
     """Can the bot use its database? `upgrade`: bring the schema up to date as well (what the
     bot does at start; safe with several instances), else only read its revision."""
+    head = head_revision()
+    if not upgrade and (absent := _no_file_yet(settings, head)):
+        return absent
     if problem := await asyncio.to_thread(_sqlite_unwritable, settings):
         return Finding("database", "unreachable", problem)
-    head = head_revision()
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             if upgrade:

@@ -287,7 +287,10 @@ async def test_check_prints_a_table_and_passes_only_when_everything_does(tmp_pat
         rows = {line.split()[0]: line.split()[1] for line in passed.lines}
         assert rows == {"configuration": "ok", "database": "ok", "Slack": "ok", "VPS.org": "ok"}
         assert "2 servers" in passed.output
-        assert f"empty: the bot creates the schema ({head_revision()})" in passed.output
+        assert f"no file yet; the bot creates it and its schema ({head_revision()})" in (
+            passed.output
+        )
+        assert not (tmp_path / "cli.db").exists()  # `check` changes nothing
 
         refused = await run(env | {"VPS_API_TOKEN": "wrong-token"}, "check")
         assert refused.code == 2
