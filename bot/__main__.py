@@ -90,10 +90,12 @@ def worker(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def demo(settings: Settings) -> None:
+def demo(settings: Settings, database_url: str | None) -> None:
+    """The demo keeps a database of its own (a temporary file unless `database_url`), never
+    the one `serve` uses."""
     from bot.console import run_demo
 
-    asyncio.run(run_demo(settings))
+    asyncio.run(run_demo(settings, database_url=database_url))
 
 
 def simulator(port: int, token: str | None) -> None:
@@ -154,7 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser(
         "check", help="check the configuration, database, Slack and VPS.org, then exit"
     )
-    commands.add_parser("demo", help="the whole bot in this terminal (simulator + SQLite)")
+    demo_command = commands.add_parser(
+        "demo", help="the whole bot in this terminal (simulator, a database of its own)"
+    )
+    demo_command.add_argument(
+        "--database",
+        metavar="URL",
+        help="keep the demo's data in this database (default: a temporary SQLite file)",
+    )
     sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
     sim.add_argument("--port", type=int, default=8090)
     sim.add_argument("--token", default=os.environ.get("VPS_API_TOKEN"))
@@ -171,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "check":
             return check()
         elif args.command == "demo":
-            demo(_settings(None))
+            demo(_settings(None), args.database)
         elif args.command == "db":
             db_upgrade(_settings(None))
         elif args.command == "serve":

@@ -34,7 +34,11 @@ async def serving(
             sock.close()  # the address is taken: no socket left for the garbage collector
             raise
     host, port = sock.getsockname()[:2]
-    config = uvicorn.Config(app, lifespan=lifespan, log_level="warning", access_log=False)
+    # log_config=None: uvicorn's lines go through the process's own logging set-up (the demo
+    # sends them to its log file), not handlers of its own on stderr
+    config = uvicorn.Config(
+        app, lifespan=lifespan, log_level="warning", access_log=False, log_config=None
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:

@@ -12,6 +12,7 @@ import pytest
 from bot.domain import approvals as rules
 from bot.domain.approvals import Vote
 from bot.domain.errors import (
+    WHERE_IT_IS,
     AlreadyHandled,
     AlreadyVoted,
     NotEligible,
@@ -253,7 +254,27 @@ def test_a_request_no_longer_pending_takes_no_vote(status: Status) -> None:
     with pytest.raises(AlreadyHandled) as refused:
         rules.check_vote(a_request(status=status), BOB, eligible=True, votes=[], now=NOW)
     assert refused.value.status is status
-    assert str(refused.value) == f"This request is already {status.value.replace('_', ' ')}."
+    assert str(refused.value) == f"This request {WHERE_IT_IS[status]}."
+
+
+@pytest.mark.parametrize(
+    ("status", "said"),
+    [
+        (Status.SUCCEEDED, "This request has already succeeded."),
+        (Status.FAILED, "This request has already failed."),
+        (Status.DENIED, "This request was already denied."),
+        (Status.CANCELLED, "This request was already cancelled."),
+        (Status.EXPIRED, "This request has already expired."),
+        (Status.RUNNING, "This request is already under way at VPS.org."),
+        (Status.NEEDS_ATTENTION, "This request has already ended and needs someone to check it."),
+    ],
+)
+def test_where_a_request_is_reads_as_english(status: Status, said: str) -> None:
+    assert str(AlreadyHandled(status)) == said
+
+
+def test_every_status_has_words() -> None:
+    assert set(WHERE_IT_IS) == set(Status)
 
 
 def test_a_vote_just_before_the_expiry_counts() -> None:
