@@ -15,7 +15,8 @@ DomainError
 
 from __future__ import annotations
 
-from bot.domain.lifecycle import Status
+from bot.domain.lifecycle import UNDER_WAY, Status
+from bot.domain.model import Kind, OperationRequest
 
 
 class DomainError(Exception):
@@ -162,6 +163,44 @@ class AlreadyVoted(NotAllowed):
 
 class RestoreUnderWay(NotAllowed):
     """Another restore of the same server is executing or running: at most one at a time."""
+
+
+class ConflictingRestore(NotAllowed):
+    """A restore was asked for a server that already has one waiting for approval or under way
+    (`existing`): refused when asked, and nothing is created. The message names that request
+    in plain words (no Slack markup: the renderer escapes it, and may word it from `existing`
+    itself, with the requester as a mention)."""
+
+    def __init__(self, existing: OperationRequest) -> None:
+        super().__init__(conflict_sentence(existing))
+        self.existing = existing
+
+
+def _clipped(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def conflict_sentence(existing: OperationRequest) -> str:
+    """What ConflictingRestore says, e.g. 'web-server-01 (12345) already has a restore waiting
+    for approval: request #17 (restore from snapshot `x`, asked by U…). Cancel or deny it
+    first, or wait for it to finish.'"""
+    server = existing.server
+    if server is None:
+        on = "This server"
+    else:
+        on = f"{_clipped(server.name)} ({server.id})" if server.name else f"Server {server.id}"
+    # A snapshot is known by its name; a backup's "name" is its description (free text): its id.
+    if existing.kind is Kind.SNAPSHOT and existing.target_name:
+        source = f"snapshot `{_clipped(existing.target_name)}`"
+    else:
+        source = f"{existing.kind.value} {existing.target_id}"
+    which = f"request #{existing.id} (restore from {source}, asked by {existing.requester_id})"
+    if existing.status in UNDER_WAY:
+        return f"{on} is already being restored: {which}. Wait for it to finish, then ask again."
+    return (
+        f"{on} already has a restore waiting for approval: {which}. Cancel or deny it first, "
+        "or wait for it to finish."
+    )
 
 
 class DirectoryUnavailable(NotAllowed):

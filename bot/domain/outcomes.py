@@ -68,6 +68,7 @@ class Asked:
     target_created_at: datetime | None = None  # when the snapshot or backup was taken
     target_size_mb: int | None = None
     target_status: str = ""
+    target_expires_at: datetime | None = None  # when the backup expires (automatic backups)
     card_not_posted: str = ""  # Slack's error when the request's card could not be posted
 
 

@@ -96,6 +96,11 @@ class RequestStore(Protocol):
 
     async def lock(self, request_id: int) -> OperationRequest | None: ...
 
+    async def lock_restores(self, server_id: int) -> list[OperationRequest]:
+        """Hold the server's restores until commit (no other transaction adds or moves one
+        meanwhile) and read those not in a FINAL status, oldest first."""
+        ...
+
     async def apply(self, transition: Transition, **changes: Any) -> bool:
         """Compare-and-set the move, and write its audit row with it; True when it won."""
         ...

@@ -15,6 +15,7 @@ from datetime import datetime
 from bot.domain import approvals as rules
 from bot.domain.errors import (
     AlreadyHandled,
+    ConflictingRestore,
     NotAllowed,
     NotEligible,
     NotRequester,
@@ -23,8 +24,8 @@ from bot.domain.errors import (
     UsageError,
     VpsApiError,
 )
-from bot.domain.lifecycle import Event, Status
-from bot.domain.model import COMPLETED, Action, OperationRequest, Snapshot
+from bot.domain.lifecycle import UNDER_WAY, Event, Status
+from bot.domain.model import COMPLETED, Action, Backup, OperationRequest, Snapshot
 from bot.domain.operations import RequestRestore
 from bot.domain.outcomes import Asked, Failure, Outcome, Why
 from bot.services.access import is_member
@@ -50,17 +51,44 @@ log = logging.getLogger(__name__)
 
 # -- asking ------------------------------------------------------------------------------------
 
+# A restore of a server that has one of these is refused when asked. Not `needs_attention`: that
+# restore is over as far as the bot can tell (its outcome is unknown, and no move leaves it but
+# late evidence), and the person who checked the server must be able to ask again; the new
+# request still needs a second person's approval, and its pre-check refuses a server that is
+# `restoring` at VPS.org.
+CONFLICTING = frozenset({Status.PENDING_APPROVAL} | UNDER_WAY)
+
+
+async def _clear_the_way(uow: UnitOfWork, server_id: int, now: datetime) -> None:
+    """In the transaction that inserts a restore request, holding the server's restores: refuse
+    if another is waiting for approval or under way. One whose approval time has passed but
+    that the sweeper has not reached yet does not count: it is expired here, as the sweeper
+    would (its card says so)."""
+    conflicting = []
+    for other in await uow.requests.lock_restores(server_id):
+        if other.status is Status.PENDING_APPROVAL and other.is_expired(now):
+            if await end(uow, other, Event.EXPIRE, other.outcome, at=now, notify=UPDATE):
+                continue
+            raise ConflictingRestore(other)  # cannot happen while its row is held: refuse
+        if other.status in CONFLICTING:
+            conflicting.append(other)
+    if conflicting:  # one at most, unless rows from before this check; the one under way first
+        raise ConflictingRestore(min(conflicting, key=lambda r: (r.status not in UNDER_WAY, r.id)))
+
 
 async def request_restore(
     vps: VpsApi, life: Lifecycle, actor: Actor, intent: RequestRestore, usage: str = ""
 ) -> OperationRequest:
-    """Look the target up, then post a request for approval. Nothing is called yet."""
+    """Look the target up, then post a request for approval. Nothing is called yet. Refused
+    (ConflictingRestore, nothing created) while the server has another restore waiting for
+    approval or under way; the check and the insert are one transaction holding the server."""
     if life.policy.require_reason and not intent.reason:
         raise UsageError("A restore needs a reason here: say why after the id.", usage)
     target = await find_target(vps, intent.kind, intent.target_id)
     server = await vps.get_server(target.server.id)
     now = life.clock()
     async with life.uow() as uow:
+        await _clear_the_way(uow, server.id, now)
         request = await uow.requests.add(
             kind=intent.kind,
             action=Action.RESTORE,
@@ -76,6 +104,7 @@ async def request_restore(
                 target_created_at=target.created_at,
                 target_size_mb=target.size_mb,
                 target_status=target.status,
+                target_expires_at=target.expires_at if isinstance(target, Backup) else None,
             ),
             expires_at=now + life.policy.approval_ttl,
             required_approvals=life.policy.required_approvals,

@@ -8,6 +8,7 @@ from typing import Any
 from bot.domain.errors import (
     BadResponse,
     Busy,
+    ConflictingRestore,
     LimitReached,
     NotAllowed,
     NotFound,
@@ -18,7 +19,9 @@ from bot.domain.errors import (
     UsageError,
     VpsApiError,
 )
+from bot.domain.lifecycle import UNDER_WAY
 from bot.slack.blocks import Message, error_message, safe, user
+from bot.slack.blocks.requests import on, source
 
 log = logging.getLogger(__name__)
 # Set in bolt's context by the gate (bot/slack/__init__.py), which runs after bolt verified the
@@ -58,6 +61,24 @@ def _api_error_text(error: VpsApiError) -> str:
     return f":no_entry: VPS.org refused the request: {detail}{code}."
 
 
+def _conflict_text(error: ConflictingRestore) -> str:
+    """The restore in the way, named as its card names it: `#N`, the server, the source and
+    who asked."""
+    other = error.existing
+    which = (
+        f"request #{other.id} (restore from {source(other)}, asked by {user(other.requester_id)})"
+    )
+    if other.status in UNDER_WAY:
+        return (
+            f":no_entry: {on(other)} is already being restored: {which}. Nothing was asked: "
+            "wait for it to finish, then ask again."
+        )
+    return (
+        f":no_entry: {on(other)} already has a restore waiting for approval: {which}. Nothing "
+        "was asked: cancel or deny that one first, or wait for it to expire."
+    )
+
+
 def describe(error: BaseException) -> Message:
     """The reply a person gets for `error`."""
     if isinstance(error, UsageError):
@@ -67,6 +88,8 @@ def describe(error: BaseException) -> Message:
             ":hourglass: vpsbot is handling many requests right now, so it did not start this "
             "one. Nothing was changed; try again in a minute."
         )
+    if isinstance(error, ConflictingRestore):
+        return error_message(_conflict_text(error))
     if isinstance(error, NotRequester):
         return error_message(f":no_entry: Only {user(error.requester_id)}, who asked, can do this.")
     if isinstance(error, NotAllowed):

@@ -96,6 +96,7 @@ def load_asked(data: dict[str, Any]) -> Asked:
         target_created_at=_moment(data.get("target_created_at")),
         target_size_mb=_int(data.get("target_size_mb")),
         target_status=_text(data.get("target_status")),
+        target_expires_at=_moment(data.get("target_expires_at")),
         card_not_posted=_text(data.get("card_not_posted")),
     )
 

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, or_, select, update
+from sqlalchemy import CursorResult, delete, exists, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from bot.domain.approvals import Vote
 from bot.domain.errors import AlreadyVoted, RestoreUnderWay
-from bot.domain.lifecycle import UNDER_WAY, Status, Transition
+from bot.domain.lifecycle import FINAL, UNDER_WAY, Status, Transition
 from bot.domain.model import Action, Kind, OperationRequest, ServerRef
 from bot.domain.outcomes import Asked, Outcome
 from bot.storage.codec import dump_asked, dump_outcome, load_asked, load_outcome
@@ -100,6 +100,19 @@ def _columns(changes: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
+# The key space of the servers' advisory locks (PostgreSQL): this prefix above 40 bits of
+# server id (VPS.org ids have at most 10 digits, < 2**34), so no two servers share a key and
+# none meets the migrations' lock (database._MIGRATION_LOCK, below 2**40).
+_SERVER_LOCKS = 0x7B5B << 40
+
+
+def server_lock_key(server_id: int) -> int:
+    """The advisory lock that serialises the restore requests of one server."""
+    if not 0 <= server_id < 1 << 40:
+        raise ValueError(f"server id out of range for its lock: {server_id}")
+    return _SERVER_LOCKS | server_id
+
+
 class RequestRepository:
     """Requests and their compare-and-set transitions; tracker claims use leases."""
 
@@ -160,6 +173,32 @@ class RequestRepository:
         )
         record = (await self._session.scalars(query)).one_or_none()
         return None if record is None else _request(record)
+
+    async def lock_restores(self, server_id: int) -> list[OperationRequest]:
+        """Hold the server's restores until commit, and read those that have not ended for good
+        (not FINAL), oldest first: no other transaction can add a restore of this server, or
+        move one of these, before this one commits. What a restore request checks and inserts
+        under this lock is therefore decided one transaction at a time, on any instance.
+
+        PostgreSQL: a transaction-scoped advisory lock keyed by the server (there is no server
+        row to lock, and a row that does not exist yet cannot be locked), then the rows found
+        `FOR UPDATE`. Taken first, so the SELECT after it sees what the previous holder
+        committed (READ COMMITTED, the default: each statement reads anew).
+        SQLite: the transaction has held the write lock since it began (BEGIN IMMEDIATE)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": server_lock_key(server_id)}
+            )
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.action == Action.RESTORE.value)
+            .where(RequestRecord.server_id == server_id)
+            .where(RequestRecord.status.not_in([s.value for s in FINAL]))
+            .order_by(RequestRecord.id)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
 
     async def apply(self, transition: Transition, **changes: Any) -> bool:
         """Apply a move of the state machine: one conditional UPDATE (`WHERE status = from`)

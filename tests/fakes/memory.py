@@ -19,7 +19,7 @@ from typing import Any, Self, TypeVar
 
 from bot.domain.approvals import Vote
 from bot.domain.errors import AlreadyVoted, LimitReached, NotFound, RestoreUnderWay, VpsApiError
-from bot.domain.lifecycle import UNDER_WAY, Status, Transition
+from bot.domain.lifecycle import FINAL, UNDER_WAY, Status, Transition
 from bot.domain.model import (
     COMPLETED,
     IN_PROGRESS,
@@ -105,6 +105,7 @@ class MemoryStore:
     votes: dict[int, list[Vote]] = field(default_factory=dict)
     deliveries: dict[str, datetime] = field(default_factory=dict)
     locks: dict[int, asyncio.Lock] = field(default_factory=dict)
+    server_locks: dict[int, asyncio.Lock] = field(default_factory=dict)  # advisory, by server
     commits: int = 0
     wakeups: int = 0  # commits that queued outbox rows (the real unit of work wakes the sender)
     _ids: dict[str, int] = field(default_factory=dict)
@@ -160,6 +161,7 @@ class FakeRequests:
         self._audit = audit
         self.pending: dict[int, RequestRow] = {}
         self.held: set[int] = set()
+        self.held_servers: set[int] = set()
 
     def _row(self, request_id: int) -> RequestRow | None:
         return self.pending.get(request_id) or self._store.requests.get(request_id)
@@ -175,14 +177,7 @@ class FakeRequests:
     async def _hold(self, request_id: int) -> None:
         if request_id in self.held:
             return
-        lock = self._store.locks.setdefault(request_id, asyncio.Lock())
-        try:
-            # a free lock is taken at once; a taken one is waited for, but not for ever
-            await asyncio.wait_for(lock.acquire(), LOCK_WAIT if lock.locked() else None)
-        except TimeoutError:
-            raise AssertionError(
-                f"request #{request_id} stayed locked by another unit of work"
-            ) from None
+        await _acquire(self._store.locks, request_id, f"request #{request_id}")
         self.held.add(request_id)
 
     async def _writable(self, request_id: int) -> RequestRow | None:
@@ -198,6 +193,9 @@ class FakeRequests:
         for request_id in self.held:
             self._store.locks[request_id].release()
         self.held.clear()
+        for server_id in self.held_servers:
+            self._store.server_locks[server_id].release()
+        self.held_servers.clear()
 
     async def add(
         self,
@@ -245,6 +243,28 @@ class FakeRequests:
     async def lock(self, request_id: int) -> OperationRequest | None:
         await self._hold(request_id)
         return await self.get(request_id)
+
+    async def lock_restores(self, server_id: int) -> list[OperationRequest]:
+        """The server's lock (PostgreSQL's advisory lock), then its restores not FINAL, each
+        row held (FOR UPDATE), oldest first."""
+        if server_id not in self.held_servers:
+            await _acquire(self._store.server_locks, server_id, f"server {server_id}")
+            self.held_servers.add(server_id)
+        found = []
+        for row in self._rows():
+            request = row.request
+            if (
+                request.action is Action.RESTORE
+                and request.server is not None
+                and request.server.id == server_id
+                and request.status not in FINAL
+            ):
+                await self._hold(request.id)
+                fresh = self._row(request.id)
+                if fresh is not None and fresh.request.status not in FINAL:
+                    found.append(fresh.request)
+        await asyncio.sleep(0)  # a database answers later: others run meanwhile
+        return found
 
     async def apply(self, transition: Transition, **changes: Any) -> bool:
         """Compare-and-set on the status, with the move's audit row when it wins."""
@@ -336,6 +356,15 @@ class FakeRequests:
 
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         return [row.request for row in self._rows() if row.request.status in statuses]
+
+
+async def _acquire(locks: dict[int, asyncio.Lock], key: int, what: str) -> None:
+    lock = locks.setdefault(key, asyncio.Lock())
+    try:
+        # a free lock is taken at once; a taken one is waited for, but not for ever
+        await asyncio.wait_for(lock.acquire(), LOCK_WAIT if lock.locked() else None)
+    except TimeoutError:
+        raise AssertionError(f"{what} stayed locked by another unit of work") from None
 
 
 def _check_changeable(changes: dict[str, Any]) -> None:

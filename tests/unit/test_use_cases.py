@@ -4,8 +4,10 @@ for Slack."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -13,6 +15,7 @@ from bot.domain.errors import (
     AlreadyHandled,
     AtLimit,
     BadRequest,
+    ConflictingRestore,
     NotAllowed,
     NotRequester,
     RestoreUnderWay,
@@ -43,6 +46,7 @@ SERVER = 12345
 CHANNEL = "C0TEST"
 ALICE, BOB, CAROL = "U0ALICE", "U0BOB", "U0CAROL"
 AS_ALICE = Actor(ALICE, CHANNEL)
+AS_BOB = Actor(BOB, CHANNEL)
 NOBODY = NoDirectory()
 
 
@@ -372,9 +376,18 @@ async def test_a_restore_refused_by_vpsorg_fails_and_is_not_sent_again(
 async def test_a_second_restore_of_a_server_waits_for_the_first(
     vps: FakeVps, life: Lifecycle, store: MemoryStore
 ) -> None:
+    """Two restores of one server both waiting can only be met after a restore needing
+    attention (a second may be asked then) turns out to be running after all: the database's
+    one-restore-under-way index still refuses the second approval."""
     first, restore = await ask_restore(vps, life)
-    second, _ = await ask_restore(vps, life)
+    vps.fail_next("restore_snapshot", Unavailable("timed out"))  # sent? unknown; not restoring
     await restores.approve(vps, life, NOBODY, BOB, first.id, CHANNEL)
+    assert store.request(first.id).status is Status.NEEDS_ATTENTION
+    second, _ = await ask_restore(vps, life)  # a person checked the server and asks again
+    vps.servers[SERVER] = replace(vps.servers[SERVER], status="restoring")  # it was sent after all
+    cause = Failure(Why.API_UNCONFIRMED)
+    await restores.reconcile(vps, life, store.request(first.id), cause)
+    assert store.request(first.id).status is Status.RUNNING
 
     with pytest.raises(RestoreUnderWay, match="already being restored"):
         await restores.approve(vps, life, NOBODY, CAROL, second.id, CHANNEL)
@@ -383,6 +396,133 @@ async def test_a_second_restore_of_a_server_waits_for_the_first(
     assert store.request(second.id).status is Status.PENDING_APPROVAL
     assert second.id not in store.votes  # the vote rolled back with the refused move
     assert moves(store, second.id) == []
+
+
+def put(store: MemoryStore, request_id: int, status: Status) -> None:
+    """Drive a stored request to `status` (as the use cases would have, by other routes)."""
+    row = store.requests[request_id]
+    row.request = replace(row.request, status=status)
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [
+        (Status.PENDING_APPROVAL, "already has a restore waiting for approval: request #1 "),
+        (Status.APPROVED, "is already being restored: request #1 "),
+        (Status.EXECUTING, "is already being restored: request #1 "),
+        (Status.RUNNING, "is already being restored: request #1 "),
+    ],
+)
+async def test_a_restore_of_a_server_with_one_waiting_or_under_way_is_refused_when_asked(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, status: Status, says: str
+) -> None:
+    first, _ = await ask_restore(vps, life)
+    put(store, first.id, status)
+    queued, audited, calls = store.queued(), list(store.audit), list(vps.calls)
+    backup = vps.add_backup(SERVER, "nightly")
+
+    with pytest.raises(ConflictingRestore) as refused:
+        await restores.request_restore(
+            vps, life, AS_BOB, RequestRestore(Kind.BACKUP, backup.id, "again")
+        )
+
+    assert refused.value.existing.id == first.id
+    assert refused.value.existing.status is status
+    assert str(refused.value).startswith(f"web-1 ({SERVER}) {says}")
+    assert f"(restore from snapshot `before-update`, asked by {ALICE})" in str(refused.value)
+    assert list(store.requests) == [first.id]  # nothing created
+    assert store.queued() == queued  # nothing for Slack
+    assert store.audit == audited
+    # only the look-ups of the target and its server: nothing sent
+    assert vps.calls[len(calls) :] == [("GET", "/backups/"), ("GET", f"/servers/{SERVER}/")]
+
+
+async def test_the_refusal_names_a_backup_by_its_id_never_its_description(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore
+) -> None:
+    backup = vps.add_backup(SERVER, "<!channel> *bold* notes")
+    await restores.request_restore(vps, life, AS_ALICE, RequestRestore(Kind.BACKUP, backup.id))
+    with pytest.raises(ConflictingRestore) as refused:
+        await ask_restore(vps, life)
+    assert f"request #1 (restore from backup {backup.id}, asked by {ALICE})" in str(refused.value)
+    assert "channel" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        lambda life, request: restores.cancel(life, ALICE, request.id, CHANNEL),
+        lambda life, request: restores.deny(life, NOBODY, BOB, request.id, CHANNEL),
+    ],
+    ids=["cancelled", "denied"],
+)
+async def test_once_the_first_is_cancelled_or_denied_a_new_restore_is_accepted(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, end: Any
+) -> None:
+    first, _ = await ask_restore(vps, life)
+    await end(life, first)
+    second, _ = await ask_restore(vps, life)
+    assert second.status is Status.PENDING_APPROVAL
+    assert store.queued(second.id) == [("post", {"event": "approval_requested"}, second.id)]
+
+
+@pytest.mark.parametrize(
+    "status", [Status.SUCCEEDED, Status.FAILED, Status.EXPIRED, Status.NEEDS_ATTENTION]
+)
+async def test_a_restore_that_has_ended_does_not_block_a_new_one(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, status: Status
+) -> None:
+    """needs_attention too: that restore's outcome is unknown and only late evidence moves it;
+    the person who checked the server must be able to ask again (the new request still needs
+    approval, and its pre-check refuses a server that is restoring)."""
+    first, _ = await ask_restore(vps, life)
+    put(store, first.id, status)
+    second, _ = await ask_restore(vps, life)
+    assert second.status is Status.PENDING_APPROVAL
+    assert store.request(first.id).status is status
+
+
+async def test_a_request_past_its_approval_time_does_not_block_and_is_expired(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    first, _ = await ask_restore(vps, life)
+    assert first.expires_at is not None
+    clock.now = first.expires_at  # the sweeper has not come by yet
+    second, _ = await ask_restore(vps, life)
+    assert second.status is Status.PENDING_APPROVAL
+    assert store.request(first.id).status is Status.EXPIRED  # as the sweeper would have
+    assert moves(store, first.id) == [("expire", None)]
+    assert store.queued(first.id)[-1] == ("update", {"event": "expired"}, first.id)
+
+
+async def test_a_restore_of_another_server_is_not_blocked(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore
+) -> None:
+    await ask_restore(vps, life)
+    vps.add_server(SERVER + 1, "db-1")
+    other = vps.add_snapshot(SERVER + 1, "nightly")
+    request = await restores.request_restore(
+        vps, life, AS_ALICE, RequestRestore(Kind.SNAPSHOT, other.id)
+    )
+    assert request.status is Status.PENDING_APPROVAL
+
+
+async def test_two_restores_asked_at_once_for_one_server_one_is_accepted(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore
+) -> None:
+    snapshots = [vps.add_snapshot(SERVER, f"snap-{n}") for n in range(2)]
+    outcomes = await asyncio.gather(
+        *(
+            restores.request_restore(vps, life, AS_ALICE, RequestRestore(Kind.SNAPSHOT, s.id))
+            for s in snapshots
+        ),
+        return_exceptions=True,
+    )
+    accepted = [o for o in outcomes if isinstance(o, OperationRequest)]
+    refused = [o for o in outcomes if isinstance(o, ConflictingRestore)]
+    assert (len(accepted), len(refused)) == (1, 1), outcomes
+    assert refused[0].existing.id == accepted[0].id
+    assert [row.request.id for row in store.requests.values()] == [accepted[0].id]
 
 
 # -- tracking --------------------------------------------------------------------------------
