@@ -110,7 +110,8 @@ async def test_a_restore_answered_while_the_database_is_locked_is_followed_not_r
         stack.sim.finish_all()
         await until_status(stack, Status.SUCCEEDED)
         [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
-        assert "was *restored*" in text_of(reply)
+        assert reply.data["text"].startswith(":white_check_mark: done in ")
+        assert "was *restored*" in text_of(stack.slack.api_calls("chat.update")[-1])  # the card
         said = " ".join(text_of(c) for c in stack.slack.calls)
         assert "needs attention" not in said
         assert "Nothing was changed" not in said

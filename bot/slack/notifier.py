@@ -74,7 +74,8 @@ class SlackNotifier:
         if kind == "tell_requester":
             return await self._tell_requester(payload, request)
         if kind == "dm":
-            message = blocks.outcome_message(request, now, direct=True)
+            permalink = await self._permalink(request)
+            message = blocks.outcome_message(request, now, direct=True, permalink=permalink)
             opened = await self._client.conversations_open(users=str(payload["user"]))
             dm = opened["channel"]["id"]
             posted = await self._client.chat_postMessage(channel=dm, **message.as_kwargs())
@@ -94,6 +95,24 @@ class SlackNotifier:
         # "post", or an update whose original message never made it: post it now.
         posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
         return Delivery(channel, posted.get("ts"))
+
+    async def _permalink(self, request: OperationRequest) -> str:
+        """A link to the request's card, for a DM; "" when there is no card or Slack would not
+        say (the DM then names the channel): a DM is never lost for want of its link."""
+        if not request.message_ts:
+            return ""
+        try:
+            answer = await self._client.chat_getPermalink(
+                channel=request.channel_id, message_ts=request.message_ts
+            )
+        except SlackApiError as error:
+            reason = slack_error_code(error) or "no error code"
+        except (aiohttp.ClientError, TimeoutError, OSError) as error:
+            reason = type(error).__name__
+        else:
+            return str(answer.get("permalink") or "")
+        log.info("request %d: no link to its card for the DM (%s)", request.id, reason)
+        return ""
 
     async def _tell_requester(self, payload: dict[str, Any], request: OperationRequest) -> Delivery:
         """The request's card could not be posted: tell the requester why and what to do.

@@ -134,8 +134,10 @@ USAGE_REPLIES = [
         ("/snapshot", "frobnicate"),
         ":warning: “frobnicate” is not a /snapshot subcommand: expected one of “list”, "
         "“create”, “restore”, “delete”, “help”.",
-        "`/snapshot list [server_id]`\n`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
-        "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n`/snapshot delete &lt;snapshot_id&gt;`\n"
+        "`/snapshot list [server_id]`\n"
+        "`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
+        "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n"
+        "`/snapshot delete &lt;snapshot_id&gt;`\n"
         "`/snapshot help`",
     ),
     (

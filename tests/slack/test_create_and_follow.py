@@ -40,13 +40,14 @@ async def test_create_posts_once_follows_and_reports_completion(stack: Stack) ->
     [update] = await stack.until(lambda: stack.slack.api_calls("chat.update"), what="update")
     assert update.data["ts"] == post.data.get("ts") or update.data["ts"].startswith("1700000000.")
     assert "*complete*" in text_of(update)
+    assert "*complete*: 2." in text_of(update)  # the size VPS.org reports, in GB
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="thread reply")
     assert reply.data["thread_ts"] == update.data["ts"]
-    assert "`before-update`" in text_of(reply)
-    assert "*complete*: 2." in text_of(reply)  # the size VPS.org reports, in GB
+    assert reply.data["text"].startswith(":white_check_mark: done in ")  # the card says the rest
     [dm] = await stack.until(stack.dms, what="the DM")
     assert stack.slack.api_calls("conversations.open")[0].data["users"] == ALICE
-    assert "*complete*" in text_of(dm)
+    assert "`before-update`" in text_of(dm)
+    assert "is ready (took " in text_of(dm)
     assert len(stack.sim.calls_to("POST")) == 1
 
 
@@ -107,7 +108,8 @@ async def test_a_failed_operation_is_reported_with_the_raw_status(stack: Stack) 
     [created] = [o for o in stack.sim.objects["snapshots"].values() if o.name == "doomed"]
     created.final_status = "failed"
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="thread reply")
-    assert "*failed*: status: failed" in text_of(reply)
+    assert reply.data["text"] == ":x: failed: status: failed"
+    assert "*failed*: status: failed" in text_of(stack.slack.api_calls("chat.update")[-1])
     assert await stack.until(stack.dms, what="the DM")
 
 
@@ -118,7 +120,9 @@ async def test_an_operation_that_disappears_is_reported(stack: Stack) -> None:
     [created] = [o for o in stack.sim.objects["snapshots"].values() if o.name == "vanishing"]
     del stack.sim.objects["snapshots"][created.id]
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="thread reply")
-    assert "*failed*: no longer listed by VPS.org" in text_of(reply)
+    assert reply.data["text"] == ":x: failed: no longer listed by VPS.org"
+    card = stack.slack.api_calls("chat.update")[-1]
+    assert "*failed*: no longer listed by VPS.org" in text_of(card)
 
 
 async def test_every_step_is_in_the_audit_log(stack: Stack) -> None:

@@ -90,8 +90,10 @@ async def test_the_whole_flow_self_approval_refused_then_one_restore(stack: Stac
     stack.sim.finish_all()
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
     assert stack.sim.servers[12345].status == "running"
-    assert "was *restored* from snapshot `pre-migration-snapshot`" in text_of(reply)
-    assert "is running again" in text_of(reply)
+    assert reply.data["text"].startswith(":white_check_mark: done in ")
+    card = stack.slack.api_calls("chat.update")[-1]
+    assert "was *restored* from snapshot `pre-migration-snapshot`" in text_of(card)
+    assert "is running again" in text_of(card)
     dms = await stack.until(lambda: len(stack.dms()) >= 2 and stack.dms(), what="two DMs")
     opened = {c.data["users"] for c in stack.slack.api_calls("conversations.open")}
     assert opened == {ALICE, BOB}
@@ -167,7 +169,9 @@ async def test_a_server_already_restoring_is_not_restored_again(stack: Stack) ->
     stack.sim.servers[12345].status = "restoring"
     await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the failure")
-    assert "already being restored; nothing was restored" in text_of(reply)
+    assert reply.data["text"] == ":x: failed: the server is already being restored"
+    card = stack.slack.api_calls("chat.update")[-1]
+    assert "already being restored; nothing was restored" in text_of(card)
     assert restore_calls(stack) == []
 
 
@@ -189,8 +193,10 @@ async def test_a_refused_call_that_did_not_happen_needs_attention(stack: Stack) 
     stack.sim.inject(Fault("POST", "/snapshots/801/restore/", status=503))
     await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the report")
-    assert "*needs attention*" in text_of(reply)
-    assert "did not send the restore again" in text_of(reply)
+    assert reply.data["text"].startswith(":warning: needs attention: ")
+    card = stack.slack.api_calls("chat.update")[-1]
+    assert "*needs attention*" in text_of(card)
+    assert "did not send the restore again" in text_of(card)
     await asyncio.sleep(0.5)
     assert len(restore_calls(stack)) == 1
     assert await request_status(stack, request_id) is Status.NEEDS_ATTENTION

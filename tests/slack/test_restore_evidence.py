@@ -35,7 +35,16 @@ async def status_of(stack: Stack, request_id: int) -> Status:
 
 
 def said_restored(stack: Stack) -> list[Any]:
-    return [c for c in stack.slack.calls if "was *restored*" in text_of(c)]
+    return [
+        c
+        for c in stack.slack.calls
+        if "was *restored*" in text_of(c) or ":white_check_mark: done" in text_of(c)
+    ]
+
+
+def card(stack: Stack) -> Any:
+    """The request's card as it was last updated in place (it holds the whole story)."""
+    return stack.slack.api_calls("chat.update")[-1]
 
 
 async def test_a_restore_answered_200_that_never_happened_needs_attention(stack: Stack) -> None:
@@ -60,8 +69,9 @@ async def test_a_restore_answered_200_that_never_happened_needs_attention(stack:
         [reply] = await stack.until(lambda: stack.posts(thread=True), what="the report")
         assert await status_of(stack, request_id) is Status.NEEDS_ATTENTION
         await stack.until(lambda: len(stack.dms()) >= 2, what="the DMs")
-    assert "*needs attention*" in text_of(reply)
+    assert reply.data["text"].startswith(":warning: needs attention: ")
     assert "never seen restoring" in text_of(reply)
+    assert "*needs attention*" in text_of(card(stack))
     assert said_restored(stack) == []
     assert not [c for c in stack.slack.calls if "is running again" in text_of(c)]
 
@@ -84,5 +94,6 @@ async def test_a_real_restore_is_seen_restoring_and_then_reported_done(stack: St
     assert request.outcome.seen_restoring is True  # read from the server, not the 200
     stack.sim.finish_all()
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
-    assert "was *restored*" in text_of(reply)
+    assert reply.data["text"].startswith(":white_check_mark: done in ")
+    assert "was *restored*" in text_of(card(stack))
     assert await status_of(stack, request_id) is Status.SUCCEEDED

@@ -79,7 +79,8 @@ async def test_one_bad_read_of_a_restoring_server_does_not_fail_it(
     assert (await only_request(stack)).status is Status.RUNNING
     stack.sim.finish_all()
     [reply] = await stack.until(lambda: stack.posts(thread=True), what="the completion")
-    assert "was *restored*" in text_of(reply)
+    assert reply.data["text"].startswith(":white_check_mark: done in ")
+    assert "was *restored*" in text_of(stack.slack.api_calls("chat.update")[-1])  # the card
     assert (await only_request(stack)).status is Status.SUCCEEDED
 
 
@@ -106,4 +107,5 @@ async def test_a_server_unreadable_for_minutes_needs_attention(stack: Stack) -> 
     request = await only_request(stack)
     assert request.status is Status.NEEDS_ATTENTION
     assert "could not be read" in text_of(reply)
-    assert "may still be running" in text_of(reply)
+    card = stack.slack.api_calls("chat.update")[-1]  # the whole story is on the card
+    assert "may still be running" in text_of(card)

@@ -7,6 +7,7 @@ and most hostile ones people and VPS.org can send."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from itertools import product
 
@@ -51,6 +52,7 @@ WEB = ServerRef(12345, "web-server-01")
 HOSTILE = "<!channel> *bold* _it_ `code` & <@U1> <https://x|y> " * 200  # 10,000+ characters
 LONG = ServerRef(9_999_999_999, HOSTILE)
 UNNAMED = ServerRef(42, "")
+PERMALINK = "https://demo.slack.com/archives/C0000TEST/p1700000000000001"
 
 
 def assert_valid(message: blocks.Message) -> None:
@@ -239,6 +241,13 @@ def cases() -> Iterator[tuple[str, OperationRequest]]:
                 made = request(action, status, kind, failure=failure(why, hostile), hostile=hostile)
                 yield f"{name}-{why.value}", made
     yield "no-server", request(Action.RESTORE, Status.PENDING_APPROVAL, server=None)
+    for hostile in (False, True):
+        pending = request(Action.RESTORE, Status.PENDING_APPROVAL, Kind.BACKUP, hostile=hostile)
+        status = HOSTILE if hostile else "failed"
+        yield (
+            f"incomplete-target{'-hostile' * hostile}",
+            replace(pending, asked=replace(pending.asked, target_status=status)),
+        )
     yield "unnamed-server", request(Action.DELETE, Status.PENDING_CONFIRMATION, server=UNNAMED)
 
 
@@ -270,6 +279,13 @@ def test_request_cards_and_outcomes(action: Action) -> None:
             messages[f"{name} card"] = blocks.request_message(made, NOW)
             messages[f"{name} outcome"] = blocks.outcome_message(made, NOW)
             messages[f"{name} DM"] = blocks.outcome_message(made, NOW, direct=True)
+            messages[f"{name} DM linked"] = blocks.outcome_message(
+                made, NOW, direct=True, permalink=PERMALINK
+            )
+            cardless = replace(made, message_ts=None)
+            messages[f"{name} DM without a card"] = blocks.outcome_message(
+                cardless, NOW, direct=True
+            )
     assert len(messages) > 100
     assert invalid(messages) == []
 

@@ -227,11 +227,17 @@ def test_backup_lists_stay_within_limits(items: list[Backup], server: Any) -> No
 
 
 @settings(max_examples=300, deadline=None)
-@given(requests, moments)
-def test_request_messages_stay_within_limits(request: OperationRequest, now: datetime) -> None:
+@given(requests, moments, st.just("https://demo.slack.com/archives/C1/p1") | text)
+def test_request_messages_stay_within_limits(
+    request: OperationRequest, now: datetime, permalink: str
+) -> None:
     tamed = tame_request(request)
     people = people_in(request)
     for message, tamed_message in (
+        (
+            blocks.outcome_message(request, now, direct=True, permalink=permalink),
+            blocks.outcome_message(tamed, now, direct=True, permalink=permalink),
+        ),
         (blocks.request_message(request, now), blocks.request_message(tamed, now)),
         (blocks.outcome_message(request, now), blocks.outcome_message(tamed, now)),
         (
@@ -281,5 +287,21 @@ def test_the_markup_check_finds_live_markup(live: str) -> None:
     raise AssertionError("live markup went unnoticed")
 
 
+@given(moments, moments)
+def test_an_age_is_one_unit_in_plain_words(then: datetime, now: datetime) -> None:
+    """Whatever the distance: no "1 year 320 days ago", one unit, rounded ("about" when it
+    is to hours, months or years), and only 'just now', 'yesterday' or 'tomorrow' without
+    a number."""
+    said = blocks.ago(then, now)
+    words = said.removeprefix("in ").removesuffix(" ago").removeprefix("about ").split()
+    if said in ("just now", "in less than a minute", "yesterday", "tomorrow"):
+        return
+    assert said.endswith(" ago") == (then < now), said
+    assert len(words) == 2, said
+    assert words[0].isdigit() or words[0] in ("a", "an"), said
+    assert words[1].rstrip("s") in ("minute", "hour", "day", "month", "year"), said
+
+
 def test_a_day_and_a_half_reads_well() -> None:
-    assert blocks.ago(NOW - timedelta(days=1, hours=12), NOW) == "1 day 12 hours ago"
+    assert blocks.ago(NOW - timedelta(days=1, hours=12), NOW) == "2 days ago"
+    assert blocks.span(36 * 3600) == "1 day 12 h"

@@ -45,10 +45,23 @@ def _snapshot_line(snapshot: Snapshot, now: datetime) -> str:
     return "\n".join(lines)
 
 
+def is_expired(backup: Backup, now: datetime) -> bool:
+    """An automatic backup past its retention: VPS.org may still list it as `completed`, but it
+    is (about to be) gone."""
+    return backup.expires_at is not None and backup.expires_at <= now
+
+
+def backup_status_label(backup: Backup, now: datetime) -> str:
+    """A backup's status, and `expired` rather than a green `completed` past its retention."""
+    if backup.status == COMPLETED and is_expired(backup, now):
+        return ":hourglass: expired"
+    return status_label(backup.status)
+
+
 def _expiry(backup: Backup, now: datetime) -> str:
     if backup.expires_at is None:
         return "never expires"
-    if backup.expires_at <= now:
+    if is_expired(backup, now):
         return f"expired {ago(backup.expires_at, now)}"
     return f"expires {ago(backup.expires_at, now)}"
 
@@ -57,7 +70,7 @@ def _backup_line(backup: Backup, now: datetime) -> str:
     kind = backup.backup_type
     kind_text = kind.value if isinstance(kind, BackupType) else safe(str(kind), 20)
     lines = [
-        f"*{kind_text} backup* · id `{backup.id}` · {status_label(backup.status)}",
+        f"*{kind_text} backup* · id `{backup.id}` · {backup_status_label(backup, now)}",
         f"{size(backup.size_mb)} · taken {ago(backup.created_at, now)}, "
         f"{when(backup.created_at)} · {_expiry(backup, now)}",
     ]

@@ -18,7 +18,7 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.approvals import still_needed
 from bot.domain.lifecycle import UNDER_WAY, Status
-from bot.domain.model import Action, Kind, OperationRequest
+from bot.domain.model import COMPLETED, Action, Kind, OperationRequest
 from bot.domain.outcomes import Failure, Why
 from bot.slack import ids
 from bot.slack.blocks.text import (
@@ -156,7 +156,7 @@ FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
         f"{f.status}). It may not have happened: check the server before asking again"
     ),
     Why.UNREADABLE: lambda f, r: (
-        f"the server could not be read {f.count} times in a row over {f.seconds} s "
+        f"the server could not be read {f.count} times in a row over {span(f.seconds)} "
         f"({f.detail}); the restore may still be running: check the server"
     ),
     Why.STOPPED_FOLLOWING: _stopped_following,
@@ -166,11 +166,21 @@ FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
 }
 
 
+def _why(request: OperationRequest) -> str:
+    failure = request.outcome.failure
+    return FAILURES[failure.why](failure, request) if failure else "no reason given"
+
+
 def reason(request: OperationRequest) -> str:
     """Why the request failed or needs a person, in words (escaped and clipped)."""
-    failure = request.outcome.failure
-    text = FAILURES[failure.why](failure, request) if failure else "no reason given"
-    return safe(text, 300)
+    return safe(_why(request), 300)
+
+
+def short_reason(request: OperationRequest) -> str:
+    """The reason's first clause, for the thread and the DM (the card says it all)."""
+    text = _why(request)
+    cut = min((i for i in (text.find("; "), text.find(". ")) if i > 0), default=len(text))
+    return safe(text[:cut], 150)
 
 
 # -- the card, by (action, status) --------------------------------------------------------------
@@ -244,6 +254,25 @@ class Card:
     def list_command(self) -> str:
         return f"`/{self.request.kind.value} list`"
 
+    @property
+    def caveats(self) -> str:
+        """What is wrong with the snapshot or backup to restore, as it was when asked."""
+        asked, noun = self.request.asked, self.request.kind.value
+        lines = []
+        if asked.target_status and asked.target_status != COMPLETED:
+            lines.append(
+                f"\n:warning: *This {noun} is not complete* (status: "
+                f"`{safe(asked.target_status, 40)}`): nothing will be restored unless VPS.org "
+                "shows it completed when the restore is approved."
+            )
+        expires = asked.target_expires_at
+        if expires is not None and expires <= self.now:
+            lines.append(
+                f"\n:warning: *This {noun} expired {ago(expires, self.now)}* ({when(expires)}): "
+                "VPS.org may already have removed it."
+            )
+        return "".join(lines)
+
 
 C, R, D = Action.CREATE, Action.RESTORE, Action.DELETE
 S = Status
@@ -282,7 +311,7 @@ CARD: dict[tuple[Action, Status], Callable[[Card], str]] = {
     (R, S.PENDING_APPROVAL): lambda c: (
         f":rotating_light: *Restore requested* by {c.who}: restore {c.on} from {c.source}.\n"
         f"*{c.discarded}* The server is stopped first, all its current data is overwritten, "
-        f"and this cannot be undone.{c.why_asked}"
+        f"and this cannot be undone.{c.why_asked}{c.caveats}"
     ),
     (R, S.APPROVED): lambda c: CARD[R, S.EXECUTING](c),
     (R, S.EXECUTING): lambda c: (
@@ -428,8 +457,43 @@ def _delete_blocks(request: OperationRequest, now: datetime) -> list[Block]:
     ]
 
 
+def _quoted(text: str) -> str:
+    return f"“{safe(text, 500)}”" if text.strip() else "_none_"
+
+
+def _understood(request: OperationRequest) -> str:
+    """What the bot understood the create to be: the snapshot's name and the description, as
+    parsed from the command, so a slip (a space in the name) shows at once."""
+    asked = request.asked
+    described = f"*Description:* {_quoted(asked.description)}"
+    if request.kind is Kind.SNAPSHOT:
+        return f"*Name:* `{safe(asked.name or request.target_name, 100)}` · {described}"
+    return described
+
+
+def next_steps(request: OperationRequest) -> str:
+    """The new snapshot's or backup's id and the commands to restore or delete it, once VPS.org
+    gave the id ("" while unknown, or when nothing is left to restore)."""
+    ident, kind = request.target_id, request.kind.value
+    if ident is None:
+        return ""
+    restore, delete = f"`/{kind} restore {ident}`", f"`/{kind} delete {ident}`"
+    failure = request.outcome.failure
+    if request.status is Status.RUNNING:
+        commands = f"{restore} (once it is complete) · {delete}"
+    elif request.status in (Status.SUCCEEDED, Status.NEEDS_ATTENTION):
+        commands = f"{restore} · {delete}"
+    elif request.status is Status.FAILED and failure and failure.why is Why.OBJECT_FAILED:
+        commands = delete  # it is there, failed: only worth deleting
+    else:
+        return ""
+    return f"{kind.capitalize()} id `{ident}` · {commands}"
+
+
 def _create_blocks(request: OperationRequest, now: datetime) -> list[Block]:
-    return [context(f"{_api_note(request)}request #{request.id}")]
+    steps = next_steps(request)
+    details = _understood(request) + (f"\n{steps}" if steps else "")
+    return [section(details), context(f"{_api_note(request)}request #{request.id}")]
 
 
 MORE: dict[Action, Callable[[OperationRequest, datetime], list[Block]]] = {
@@ -445,12 +509,117 @@ def request_message(request: OperationRequest, now: datetime) -> Message:
     return Message(clip(text, MAX_FALLBACK), [section(text), *MORE[request.action](request, now)])
 
 
-def outcome_message(request: OperationRequest, now: datetime, *, direct: bool = False) -> Message:
-    """The thread reply (and, `direct`, the DM naming the channel) when a request ends."""
-    text = card_text(request, now)
-    if direct:
-        text += f" (in <#{escape(request.channel_id)}>)"
-    return Message(clip(text, MAX_FALLBACK), [section(text)])
+# -- how it ended, said short: in the card's thread and in DMs ----------------------------------
+
+
+def _cancelled(card: Card) -> str:
+    if card.request.outcome.decided_by is None and card.request.outcome.failure is not None:
+        return f"cancelled: {short_reason(card.request)}"  # by the bot: Slack refused the card
+    return f"cancelled by {card.decider}"
+
+
+EMOJI: dict[Status, str] = {
+    S.SUCCEEDED: ":white_check_mark:",
+    S.FAILED: ":x:",
+    S.NEEDS_ATTENTION: ":warning:",
+    S.DENIED: ":no_entry:",
+    S.CANCELLED: ":leftwards_arrow_with_hook:",
+    S.EXPIRED: ":hourglass:",
+    S.RUNNING: ":arrows_counterclockwise:",
+    S.EXECUTING: ":hourglass_flowing_sand:",
+    S.APPROVED: ":hourglass_flowing_sand:",
+    S.PENDING_APPROVAL: ":hourglass_flowing_sand:",
+    S.PENDING_CONFIRMATION: ":hourglass_flowing_sand:",
+}
+
+# The thread reply, under the card: "done in 21 s", "failed: <why>".
+REPLY: dict[Status, Callable[[Card], str]] = {
+    S.SUCCEEDED: lambda c: (
+        f"done in {span(c.request.outcome.took_seconds)}"
+        if c.request.outcome.took_seconds is not None
+        else "done"
+    ),
+    S.FAILED: lambda c: f"failed: {short_reason(c.request)}",
+    S.NEEDS_ATTENTION: lambda c: f"needs attention: {short_reason(c.request)}",
+    S.DENIED: lambda c: f"denied by {c.decider}",
+    S.CANCELLED: lambda c: _cancelled(c),
+    S.EXPIRED: lambda c: (
+        "expired without enough approvals: nothing was restored"
+        if c.request.action is Action.RESTORE
+        else "expired: not confirmed in time, nothing was done"
+    ),
+    S.RUNNING: lambda c: "in progress",
+    S.EXECUTING: lambda c: "under way",
+    S.APPROVED: lambda c: "approved, under way",
+    S.PENDING_APPROVAL: lambda c: "waiting for approval",
+    S.PENDING_CONFIRMATION: lambda c: "waiting for confirmation",
+}
+
+# How it ended, after what it was: "... is ready (took 21 s)", "... failed: <why>".
+ENDED: dict[Status, Callable[[Card], str]] = {
+    S.SUCCEEDED: lambda c: (
+        ("is ready" if c.request.action is Action.CREATE else "is done")
+        + (f" ({c.took})" if c.request.outcome.took_seconds is not None else "")
+    ),
+    S.FAILED: lambda c: f"failed: {short_reason(c.request)}",
+    S.NEEDS_ATTENTION: lambda c: f"needs attention: {short_reason(c.request)}",
+    S.DENIED: lambda c: f"was denied by {c.decider}",
+    S.CANCELLED: lambda c: f"was {_cancelled(c)}",
+    S.EXPIRED: lambda c: "expired: nothing was done",
+}
+
+
+def _ended(card: Card) -> str:
+    said = ENDED.get(card.request.status)
+    return said(card) if said else f"is {card.request.status.value.replace('_', ' ')}"
+
+
+def _subject(card: Card) -> str:
+    """What it was, for a DM read away from the channel."""
+    request = card.request
+    if request.action is Action.CREATE:  # only the requester hears of a create
+        return f"Your {card.what} of {card.on}"
+    if request.action is Action.RESTORE:  # the requester and the approvers
+        return f"The restore of {card.on} from {card.what}"
+    return f"The delete of {card.what} of {card.on}"
+
+
+def _channel(request: OperationRequest) -> str:
+    return f"<#{safe(request.channel_id, 40)}>"
+
+
+def _link(permalink: str) -> str:
+    """A link to the card, when Slack gave a plain https URL (nothing that could break out of
+    the `<url|label>` markup); "" otherwise."""
+    usable = (
+        permalink.startswith("https://")
+        and len(permalink) <= 200
+        and not any(c in permalink for c in "<>| \n\t")
+    )
+    return f"<{permalink}|see the request>" if usable else ""
+
+
+def outcome_message(
+    request: OperationRequest, now: datetime, *, direct: bool = False, permalink: str = ""
+) -> Message:
+    """How the request ended, said once per place (the card, updated in place, holds the
+    whole story): the reply in the card's thread is one short line; `direct`, the DM is one
+    line saying what it was and how it ended, with a link to the card (`permalink`, from
+    chat.getPermalink) or, without one, the channel's name. A request whose card was never
+    posted has only its DM: that one says it all, as the card would have."""
+    card = Card(request, now)
+    if not direct:
+        text = clip(f"{EMOJI[request.status]} {REPLY[request.status](card)}", MAX_FALLBACK)
+        return Message(text, [section(text)])
+    if not request.message_ts:  # no card (Slack refused it): the DM is the whole story
+        text = f"{card_text(request, now)} (in {_channel(request)})"
+        more = [b for b in MORE[request.action](request, now) if b["type"] != "actions"]
+        return Message(clip(text, MAX_FALLBACK), [section(text), *more])
+    where = _link(permalink) or f"in {_channel(request)}"
+    said = f"{EMOJI[request.status]} {_subject(card)} {_ended(card)}"
+    head = clip(said, MAX_FALLBACK - len(where) - 3)
+    text = f"{head} · {where}"
+    return Message(text, [section(text)])
 
 
 # -- the request's card could not be posted: tell the requester how to fix it ---------------------

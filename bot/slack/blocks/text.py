@@ -60,25 +60,69 @@ def size(mb: int | None) -> str:
     return f"{mb} MB"
 
 
+MINUTE, HOUR, DAY = 60, 3600, 86400
+MONTH, YEAR = 30.44 * DAY, 365.25 * DAY
+
+
+def _half_up(value: float) -> int:
+    """Round halves up (Python's round() goes to the even number: 2.5 -> 2)."""
+    return int(value + 0.5)
+
+
+def _plural(count: int, unit: str) -> str:
+    return f"{count} {unit}{'' if count == 1 else 's'}"
+
+
 def span(seconds: float) -> str:
-    """A duration in words, two units at most: '3 days 4 hours', '5 minutes'."""
-    seconds = int(abs(seconds))
-    units = (("year", 365 * 86400), ("day", 86400), ("hour", 3600), ("minute", 60))
-    parts: list[str] = []
-    for name, length in units:
-        count, seconds = divmod(seconds, length)
-        if count:
-            parts.append(f"{count} {name}{'s' if count != 1 else ''}")
-        if len(parts) == 2 or (parts and count == 0):
-            break
-    return " ".join(parts) or "less than a minute"
+    """How long something took, precise and short: '21 s', '4 min', '2 h 5 min', '3 days 4 h'."""
+    seconds = abs(seconds)
+    if seconds < 90:
+        return f"{_half_up(seconds)} s"
+    minutes = _half_up(seconds / MINUTE)
+    if minutes < 90:
+        return f"{minutes} min"
+    if minutes < 24 * 60:
+        hours, minutes = divmod(minutes, 60)
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    hours = _half_up(seconds / HOUR)
+    days, hours = divmod(hours, 24)
+    return f"{_plural(days, 'day')} {hours} h" if hours else _plural(days, "day")
+
+
+def _distance(seconds: float) -> str | None:
+    """How far away a moment is, in one unit, "about" when rounded to hours, months or years;
+    None for about a day (the caller says 'yesterday' or 'tomorrow')."""
+    minutes = _half_up(seconds / MINUTE)
+    if minutes < 60:
+        return _plural(max(minutes, 1), "minute")
+    hours = _half_up(seconds / HOUR)
+    if hours < 22:
+        words = "an hour" if hours == 1 else f"{hours} hours"
+        return words if abs(seconds - hours * HOUR) < MINUTE else f"about {words}"
+    days = _half_up(seconds / DAY)
+    if days <= 1:
+        return None
+    if days < 45:
+        return f"{days} days"
+    months = _half_up(seconds / MONTH)
+    if months < 12:
+        return "about a month" if months == 1 else f"about {months} months"
+    years = _half_up(seconds / YEAR)
+    return "about a year" if years == 1 else f"about {years} years"
 
 
 def ago(then: datetime, now: datetime) -> str:
+    """When `then` is, from `now`, as people say it: 'just now', '5 minutes ago', 'about 3 hours
+    ago', 'yesterday', '2 days ago', 'about 2 years ago'; ahead: 'in 30 minutes', 'tomorrow'."""
     delta = (now - then).total_seconds()
-    if abs(delta) < 60:
+    if 0 <= delta < 45:
         return "just now"
-    return f"{span(delta)} ago" if delta > 0 else f"in {span(delta)}"
+    if -60 < delta < 0:
+        return "in less than a minute"
+    words = _distance(abs(delta))
+    if words is None:
+        return "yesterday" if delta > 0 else "tomorrow"
+    return f"{words} ago" if delta > 0 else f"in {words}"
 
 
 def when(moment: datetime) -> str:
