@@ -259,7 +259,8 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
 
 async def check_slack(settings: Settings) -> Finding:
     """auth.test with SLACK_BOT_TOKEN."""
-    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
+    # one attempt: at start this only warns (the bot asks again with retries as requests come)
+    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url, retries=False)
     where = f"Slack at SLACK_API_URL ({settings.slack_api_url})"
     try:
         async with asyncio.timeout(PEER_TIMEOUT):

@@ -40,15 +40,18 @@ IDENTIFY_AT_START = 5.0  # seconds for auth.test when the bot starts (start is n
 IDENTIFY_ON_REQUEST = 2.0  # seconds for a retry while a request waits (Slack wants an ack in 3 s)
 
 
-def web_client(token: str, base_url: str) -> AsyncWebClient:
-    """Slack's Web API client with slack_sdk's own retry handlers (rate limits, connections)."""
+def web_client(token: str, base_url: str, *, retries: bool = True) -> AsyncWebClient:
+    """Slack's Web API client with slack_sdk's own retry handlers (rate limits, connections);
+    without them (`retries=False`) for a one-off check that reports rather than waits."""
     return AsyncWebClient(
         token=token,
         base_url=base_url if base_url.endswith("/") else base_url + "/",
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
             AsyncRateLimitErrorRetryHandler(max_retry_count=2),
-        ],
+        ]
+        if retries
+        else [],
     )
 
 
