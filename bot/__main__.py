@@ -94,8 +94,22 @@ def demo(settings: Settings, database_url: str | None) -> None:
     """The demo keeps a database of its own (a temporary file unless `database_url`), never
     the one `serve` uses."""
     from bot.console import run_demo
+    from bot.preflight import check_database
+    from bot.storage.database import Database
 
-    asyncio.run(run_demo(settings, database_url=database_url))
+    async def run() -> None:
+        if database_url is not None:  # a database of the operator's: one line if it is not usable
+            chosen = load_settings(None, database_url=database_url)
+            database = Database(chosen.async_database_url)
+            try:
+                finding = await check_database(chosen, database, upgrade=True)
+            finally:
+                await database.dispose()
+            if not finding.ok:
+                raise finding.error()
+        await run_demo(settings, database_url=database_url)
+
+    asyncio.run(run())
 
 
 def simulator(port: int, token: str | None) -> None:
@@ -126,12 +140,15 @@ def db_upgrade(settings: Settings) -> None:
 
 def check() -> int:
     """Every check, as a short table; 0 only when all pass."""
-    from bot.preflight import Finding, check_all, table
+    from bot.preflight import SKIPPED, Finding, check_all, table
 
     try:
         settings = _settings("check")
     except ConfigError as error:
-        print(table([Finding("configuration", "refused", str(error))]))
+        skipped = [
+            Finding(name, "skipped", "not checked: fix the configuration first") for name in SKIPPED
+        ]
+        print(table([Finding("configuration", "refused", str(error)), *skipped]))
         return EXIT_CONFIG
     findings = asyncio.run(check_all(settings))
     print(table(findings))
@@ -198,13 +215,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as error:
-        if log.isEnabledFor(logging.DEBUG):
+        debug = log.isEnabledFor(logging.DEBUG)
+        if debug:
             log.exception("stopped by an unexpected error")
-        print(
-            f"vpsbot: stopped by an unexpected error ({_one_line(error)}); "
-            "LOG_LEVEL=DEBUG shows the traceback",
-            file=sys.stderr,
-        )
+        hint = "" if debug else "; LOG_LEVEL=DEBUG shows the traceback"
+        print(f"vpsbot: stopped by an unexpected error ({_one_line(error)}){hint}", file=sys.stderr)
         return 1
     return 0
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
@@ -155,12 +157,13 @@ async def run_socket_mode(
     when `stopping` is set, after work in progress has finished and leases are handed back."""
     sock = bind_port(settings.port, host)  # a port in use is one line, before anything starts
     try:
-        bot = build(settings, database=await before_start(settings))
+        bot = build(settings, database=await before_start(settings, slack_required=True))
         link = SocketModeLink(bot.slack, _secret(settings.slack_app_token))
         try:
             await bot.start()
             async with serving(web_app(None, bot.database.ping), sock=sock):
-                await link.open()
+                if await _until_stopped(link.open(), stopping):
+                    return  # told to stop before the connection was open
                 await stopping.wait()
                 log.info("stopping: no new envelopes; finishing work in progress")
         finally:
@@ -168,3 +171,19 @@ async def run_socket_mode(
             await bot.stop()
     finally:
         sock.close()
+
+
+async def _until_stopped(work: Coroutine[Any, Any, None], stopping: asyncio.Event) -> bool:
+    """Run `work` unless `stopping` is set first (then cancel it): True when it was stopped.
+    A SIGTERM during start-up stops the process instead of waiting for Slack."""
+    task = asyncio.ensure_future(work)
+    stopped = asyncio.ensure_future(stopping.wait())
+    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        stopped.cancel()
+        task.result()  # raises what stopped it
+        return False
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return True

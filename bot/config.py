@@ -4,16 +4,22 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
 
+import httpx
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 DEFAULT_VPS_API_URL = "https://admin.vps.org/api/v1"
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 IdList = Annotated[tuple[str, ...], NoDecode]
+PERSON_OR_GROUP = re.compile(r"[UWS][A-Z0-9]+")  # a user (U…, W… on Enterprise Grid) or group
+CHANNEL = re.compile(r"[CGD][A-Z0-9]+")
 
 
 Mode = Literal["serve", "socket", "worker", "check"]
@@ -30,9 +36,15 @@ EXPECTED = {
     "VPSBOT_DIRECTORY_TTL": "a number of seconds from 0 to 3600",
     "VPSBOT_REQUIRE_REASON": "true or false",
     "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
-    "DATABASE_URL": "a URL such as sqlite:///vpsbot.db or postgresql://user@host/dbname",
-    "VPS_API_URL": "an http:// or https:// URL",
-    "SLACK_API_URL": "an http:// or https:// URL",
+    "DATABASE_URL": (
+        "a URL such as sqlite:///vpsbot.db or postgresql://user:password@host/dbname, with "
+        "special characters in the password percent-encoded (@ as %40)"
+    ),
+    "VPS_API_URL": "an http:// or https:// URL without a user name or password",
+    "SLACK_API_URL": "an http:// or https:// URL without a user name or password",
+    "VPSBOT_APPROVERS": "Slack user IDs (U…, W…) or user-group IDs (S…), not names",
+    "VPSBOT_OPERATORS": "Slack user IDs (U…, W…) or user-group IDs (S…), not names",
+    "VPSBOT_CHANNELS": "Slack channel IDs (C…, G…), not names",
 }
 
 # The variables each way of running needs.
@@ -73,7 +85,10 @@ class Unreachable(StartupError):
 class Settings(BaseSettings):
     """Everything the bot reads from its environment (see docs/architecture.md, Configuration)."""
 
-    model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
+    # an empty variable (`PORT=`) means "not set": the default applies
+    model_config = SettingsConfigDict(
+        frozen=True, extra="ignore", case_sensitive=False, env_ignore_empty=True
+    )
 
     slack_bot_token: SecretStr | None = None
     slack_signing_secret: SecretStr | None = None
@@ -103,6 +118,22 @@ class Settings(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
+    @field_validator(
+        "slack_bot_token",
+        "slack_signing_secret",
+        "slack_app_token",
+        "vps_api_token",
+        "vps_api_url",
+        "slack_api_url",
+        "database_url",
+        mode="before",
+    )
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        """A token or URL pasted with a space or a newline around it: the value meant. One of
+        only spaces is not set at all."""
+        return value.strip() if isinstance(value, str) else value
+
     @field_validator("vpsbot_approvers", "vpsbot_channels", "vpsbot_operators", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
@@ -112,17 +143,51 @@ class Settings(BaseSettings):
             )
         return value
 
+    @field_validator("vpsbot_approvers", "vpsbot_operators")
+    @classmethod
+    def _people(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # a name (`bob`, `@alice`) would match nobody: approvals open to no one, silently
+        if not all(PERSON_OR_GROUP.fullmatch(part) for part in value):
+            raise ValueError("not a Slack user or user-group ID")
+        return value
+
+    @field_validator("vpsbot_channels")
+    @classmethod
+    def _channels(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not all(CHANNEL.fullmatch(part) for part in value):
+            raise ValueError("not a Slack channel ID")
+        return value
+
     @field_validator("vps_api_url", "slack_api_url")
     @classmethod
     def _http_url(cls, value: str) -> str:
-        if not value.startswith(("http://", "https://")):
-            raise ValueError("must start with http:// or https://")
+        try:
+            url = httpx.URL(value)
+        except (httpx.InvalidURL, ValueError):
+            raise ValueError("not a URL") from None
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ValueError("a port from 1 to 65535")
+        if url.scheme not in ("http", "https") or not url.host:
+            raise ValueError("must start with http:// or https:// and name a host")
+        if url.userinfo:
+            raise ValueError("must not carry a user name or password")
         return value
 
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:
         async_database_url(value)  # raises ValueError for an unsupported scheme
+        try:
+            url = make_url(value)
+            url.port  # noqa: B018 - a port that is not a number raises here
+        except (ArgumentError, ValueError):
+            raise ValueError("not a database URL") from None
+        if url.host and "@" in url.host:
+            raise ValueError("an @ in the password must be written %40")
+        if url.drivername.startswith("sqlite") and not url.database:
+            raise ValueError("names no database file")
+        if not url.drivername.startswith("sqlite") and not (url.host or url.query.get("host")):
+            raise ValueError("names no database server")
         return value
 
     @property

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from bot.bootstrap import build
 from bot.config import ConfigError, Settings, async_database_url
 from bot.logs import FORMAT, RequestIdFilter
+from bot.preflight import shown
 from bot.serving import serving
 from bot.slack import ids
 from bot.slack.signing import signed_headers
@@ -329,11 +330,7 @@ async def run_demo(
 
 def database_line(url: str, *, fresh: bool) -> str:
     """Which database the demo uses, its password hidden."""
-    parsed = make_url(url)
-    if parsed.host and "@" in parsed.host:  # an unescaped @ in the password: the rest of it too
-        parsed = parsed.set(host=parsed.host.rsplit("@", 1)[-1])
-    shown = parsed.render_as_string(hide_password=True)
-    return f"vpsbot demo: database {shown}{' (new, removed at exit)' if fresh else ''}"
+    return f"vpsbot demo: database {shown(url)}{' (new, removed at exit)' if fresh else ''}"
 
 
 def _log_path(database_url: str | None, scratch: Path) -> Path:

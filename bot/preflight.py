@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 DATABASE_TIMEOUT = 15.0  # seconds to connect to the database and read its revision
 PEER_TIMEOUT = 15.0  # seconds for auth.test or the VPS.org read, retries included
 
-Verdict = Literal["ok", "refused", "unreachable"]
+Verdict = Literal["ok", "refused", "unreachable", "skipped"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,16 +50,21 @@ class Finding:
 
     @property
     def exit_code(self) -> int:
-        return {"ok": 0, "refused": EXIT_CONFIG, "unreachable": EXIT_UNREACHABLE}[self.verdict]
+        codes = {"ok": 0, "skipped": 0, "refused": EXIT_CONFIG, "unreachable": EXIT_UNREACHABLE}
+        return codes[self.verdict]
 
     def error(self) -> ConfigError | Unreachable:
         return ConfigError(self.detail) if self.verdict == "refused" else Unreachable(self.detail)
 
 
 def shown(database_url: str) -> str:
-    """The database URL as it may be printed: the password masked."""
+    """The database URL as it may be printed: the password masked, all of it even when it
+    holds an unescaped `@` (which the URL parser takes for the end of the password)."""
     try:
-        return make_url(database_url).render_as_string(hide_password=True)
+        url = make_url(database_url)
+        if url.host and "@" in url.host:
+            url = url.set(host=url.host.rsplit("@", 1)[-1])
+        return url.render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: print nothing of it
         return "(DATABASE_URL)"
 
@@ -191,6 +196,14 @@ def _database_failure(error: BaseException, settings: Settings) -> Finding:
     where = f"the database {shown(settings.database_url)} (DATABASE_URL)"
     root = _root(error)
     name = type(root).__name__
+    if name == "InsufficientPrivilegeError":
+        return Finding(
+            "database",
+            "refused",
+            f"the user in DATABASE_URL may not create or change the bot's tables in {where} "
+            f"({_scrub(str(root), settings)}): grant it CREATE on the schema, or run "
+            "`python -m bot db upgrade` once as a user who may",
+        )
     if name in _REFUSALS:
         return Finding(
             "database",
@@ -236,19 +249,26 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
         return Finding("database", "unreachable", problem)
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
+            before = after = await database.revision()
+            if before is not None and not known_revision(before):
+                return Finding(
+                    "database",
+                    "refused",
+                    f"{shown(settings.database_url)}: schema at {before}, which this version of "
+                    "vpsbot does not know (a newer version upgraded it): run that version",
+                )
+            if await database.read_only():
+                return Finding(
+                    "database",
+                    "unreachable",
+                    f"the database {shown(settings.database_url)} (DATABASE_URL) takes no writes "
+                    "(a standby, or default_transaction_read_only): point DATABASE_URL at the "
+                    "primary",
+                )
             if upgrade:
                 before, after = await database.upgrade()
-            else:
-                before = after = await database.revision()
     except Exception as error:
         return _database_failure(error, settings)
-    if not upgrade and before is not None and before != head and not known_revision(before):
-        return Finding(
-            "database",
-            "refused",
-            f"{shown(settings.database_url)}: schema at {before}, which this version of vpsbot "
-            "does not know (a newer version upgraded it): run that version",
-        )
     return Finding(
         "database", "ok", f"{shown(settings.database_url)}: {_schema(before, after, head, upgrade)}"
     )
@@ -322,27 +342,28 @@ async def check_vps(settings: Settings) -> Finding:
 # -- at start, and `python -m bot check` -----------------------------------------------------------
 
 
-async def before_start(settings: Settings) -> Database:
+async def before_start(settings: Settings, *, slack_required: bool = False) -> Database:
     """What `serve`, `socket` and `worker` check before they start: the database (brought up
     to date, and returned for the bot to use), then Slack and VPS.org. Raises StartupError for
     what the bot cannot run without or what is refused; logs a warning for a peer that is out
-    of reach, and goes on."""
+    of reach, and goes on (but for Slack when `slack_required`: Socket Mode)."""
     database = Database(settings.async_database_url)
     try:
-        await _before_start(settings, database)
+        await _before_start(settings, database, slack_required)
     except BaseException:
         await database.dispose()
         raise
     return database
 
 
-async def _before_start(settings: Settings, database: Database) -> None:
+async def _before_start(settings: Settings, database: Database, slack_required: bool) -> None:
     finding = await check_database(settings, database, upgrade=True)
     if not finding.ok:
         raise finding.error()
     log.info("database %s", finding.detail)
     for peer in await asyncio.gather(check_slack(settings), check_vps(settings)):
-        if peer.verdict == "refused":
+        # Socket Mode has nothing to serve without Slack: there, out of reach is fatal too
+        if peer.verdict == "refused" or (peer.name == "Slack" and slack_required and not peer.ok):
             raise peer.error()
         if peer.verdict == "unreachable":
             log.warning("%s; starting anyway, and trying again as requests come", peer.detail)
@@ -365,6 +386,17 @@ def _configuration(settings: Settings) -> Finding:
     return Finding("configuration", "ok", "ready for " + " and ".join(modes))
 
 
+def check_port(settings: Settings) -> Finding:
+    """Whether $PORT can be bound now (it is released again at once)."""
+    try:
+        bind_port(settings.port).close()
+    except (ConfigError, Unreachable) as error:
+        return Finding(
+            "PORT", "refused" if isinstance(error, ConfigError) else "unreachable", str(error)
+        )
+    return Finding("PORT", "ok", f"{settings.port} is free")
+
+
 async def check_all(settings: Settings) -> list[Finding]:
     """Every check, none of them changing anything."""
     database = Database(settings.async_database_url)
@@ -373,10 +405,13 @@ async def check_all(settings: Settings) -> list[Finding]:
     finally:
         await database.dispose()
     slack, vps = await asyncio.gather(check_slack(settings), check_vps(settings))
-    return [_configuration(settings), stored, slack, vps]
+    return [_configuration(settings), check_port(settings), stored, slack, vps]
+
+
+SKIPPED = ("PORT", "database", "Slack", "VPS.org")  # not checked while the configuration fails
 
 
 def table(findings: list[Finding]) -> str:
     width = max(len(f.name) for f in findings)
-    marks = {"ok": "ok", "refused": "FAILED", "unreachable": "FAILED"}
+    marks = {"ok": "ok", "refused": "FAILED", "unreachable": "FAILED", "skipped": "-"}
     return "\n".join(f"{f.name:<{width}}  {marks[f.verdict]:<6}  {f.detail}" for f in findings)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, closing
@@ -22,6 +23,7 @@ import pytest
 
 from bot.console import WebFault
 from bot.domain.errors import Unavailable
+from bot.preflight import SKIPPED
 from bot.serving import serving
 from bot.slack.errors import log_error
 from bot.storage.database import head_revision
@@ -162,6 +164,34 @@ async def test_a_postgresql_that_refuses_the_user_is_a_configuration_error(
     assert "refused the connection" in line
 
 
+async def test_a_password_with_an_unescaped_at_sign_is_never_printed(tmp_path: Path) -> None:
+    url = "postgresql://vpsbot:pg-pass@3456@127.0.0.1:1/vpsbot"  # the password holds an @
+    for command in (["db", "upgrade"], ["serve"]):
+        line = (await run(environment(tmp_path, DATABASE_URL=url), *command)).one_line(
+            2, "DATABASE_URL", "%40"
+        )
+        assert "pg-pass" not in line
+        assert "3456" not in line
+
+
+async def test_a_schema_from_a_newer_vpsbot_is_refused_not_called_unreachable(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "cli.db"
+    with closing(sqlite3.connect(database)) as connection:
+        connection.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+        connection.execute("INSERT INTO alembic_version VALUES ('0099')")
+        connection.commit()
+    for command in (["db", "upgrade"], ["serve"]):
+        line = (await run(environment(tmp_path), *command)).one_line(2, "0099")
+        assert "a newer version upgraded it" in line
+    checked = await run(environment(tmp_path), "check")
+    assert checked.code != 0
+    [row] = [line for line in checked.lines if line.startswith("database")]
+    assert row.split()[1] == "FAILED"
+    assert "schema at 0099, which this version of vpsbot does not know" in row
+
+
 # -- the port: exit 3, naming PORT ----------------------------------------------------------------
 
 
@@ -285,7 +315,13 @@ async def test_check_prints_a_table_and_passes_only_when_everything_does(tmp_pat
         passed = await run(env, "check")
         assert passed.code == 0, passed.output
         rows = {line.split()[0]: line.split()[1] for line in passed.lines}
-        assert rows == {"configuration": "ok", "database": "ok", "Slack": "ok", "VPS.org": "ok"}
+        assert rows == {
+            "configuration": "ok",
+            "PORT": "ok",
+            "database": "ok",
+            "Slack": "ok",
+            "VPS.org": "ok",
+        }
         assert "2 servers" in passed.output
         assert f"no file yet; the bot creates it and its schema ({head_revision()})" in (
             passed.output
@@ -305,12 +341,21 @@ async def test_check_prints_a_table_and_passes_only_when_everything_does(tmp_pat
         assert secret not in passed.output + refused.output + unreachable.output
 
 
+async def test_check_says_when_port_is_taken(tmp_path: Path, taken_port: int) -> None:
+    ran = await run(environment(tmp_path, PORT=str(taken_port)), "check")
+    assert ran.code == 3
+    [row] = [line for line in ran.lines if line.startswith("PORT")]
+    assert row.split()[1] == "FAILED"
+    assert f"PORT {taken_port} is already in use" in row
+
+
 async def test_check_names_the_missing_configuration(tmp_path: Path) -> None:
     ran = await run(_env(tmp_path), "check")
     assert ran.code == 2
     assert ran.lines == [
         "configuration  FAILED  SLACK_BOT_TOKEN is required but not set; "
-        "VPS_API_TOKEN is required but not set"
+        "VPS_API_TOKEN is required but not set",
+        *(f"{name:<13}  -       not checked: fix the configuration first" for name in SKIPPED),
     ]
 
 

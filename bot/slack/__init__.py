@@ -34,6 +34,7 @@ from bot.slack.actions import action_listener, on_unknown_action
 from bot.slack.commands import acknowledge_then, command_listener
 from bot.slack.errors import ADMITTED, handle_error
 from bot.slack.inflight import InFlight
+from bot.slack.notifier import is_retryable, slack_error_code
 
 log = logging.getLogger(__name__)
 IDENTIFY_AT_START = 5.0  # seconds for auth.test when the bot starts (start is never blocked longer)
@@ -111,11 +112,20 @@ class Installation:
             async with asyncio.timeout(seconds):
                 answer = await self._client.auth_test()
         except SlackApiError as error:
-            code = error.response.get("error", "") if error.response is not None else ""
-            log.warning("Slack refused auth.test (%s): check SLACK_BOT_TOKEN", _printable(code))
+            code = slack_error_code(error)
+            if is_retryable(error) or not code:
+                status = error.response.status_code if error.response is not None else 0
+                log.warning(
+                    "Slack is not answering auth.test properly (%s); requests wait for it",
+                    _printable(code) or f"HTTP {status}",
+                )
+            else:
+                log.warning("Slack refused auth.test (%s): check SLACK_BOT_TOKEN", _printable(code))
             return
         except Exception as error:  # Slack unreachable: requests are refused until it answers
-            log.warning("could not reach Slack for auth.test (%s)", type(error).__name__)
+            log.warning(
+                "could not reach Slack at SLACK_API_URL for auth.test (%s)", type(error).__name__
+            )
             return
         team, enterprise = answer.get("team_id"), answer.get("enterprise_id")
         if not isinstance(team, str) or not isinstance(enterprise, str | None):

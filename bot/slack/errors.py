@@ -109,6 +109,8 @@ def log_error(error: Exception) -> None:
     elif isinstance(error, VpsApiError):
         if error.status is None:  # no answer at all: where the bot looked is what to check
             what = f"{error.detail} (check VPS_API_URL)"
+        elif f"HTTP {error.status}" in error.detail:  # VPS.org said nothing more than that
+            what = error.detail
         else:
             what = f"HTTP {error.status}: {error.detail}"
         log.warning("VPS.org %s %s failed: %s", error.method, error.path, what)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import aiohttp
@@ -13,6 +14,23 @@ from bot.config import ConfigError, Unreachable
 
 log = logging.getLogger(__name__)
 PING_INTERVAL = 10.0  # seconds; slack_sdk reconnects after four missed pongs
+CONNECT_TIMEOUT = 25.0  # seconds to open the WebSocket Slack offered (slack_sdk retries within)
+
+
+class _NoTraceback(logging.Filter):
+    """slack_sdk logs each failed connection attempt with its traceback; one line is enough
+    unless the operator asked for DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not logging.getLogger().isEnabledFor(logging.DEBUG):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+# the Socket Mode client's own log (slack_sdk's), one line per event
+client_log = logging.getLogger(f"{__name__}.client")
+client_log.addFilter(_NoTraceback())
 
 
 class SocketModeLink:
@@ -38,9 +56,20 @@ class SocketModeLink:
                 f"cannot reach Slack at SLACK_API_URL to open Socket Mode ({type(error).__name__})"
             ) from None
         # built here: slack_sdk's client starts its message processor on the running loop
-        self._handler = AsyncSocketModeHandler(self._app, self._token, ping_interval=PING_INTERVAL)
+        self._handler = AsyncSocketModeHandler(
+            self._app, self._token, logger=client_log, ping_interval=PING_INTERVAL
+        )
         self._handler.client.wss_uri = str(answer["url"])  # the ticket just issued, used once
-        await self._handler.connect_async()  # type: ignore[no-untyped-call]
+        try:
+            async with asyncio.timeout(CONNECT_TIMEOUT):  # slack_sdk would retry for ever
+                await self._handler.connect_async()  # type: ignore[no-untyped-call]
+        except TimeoutError:
+            await self.close()
+            raise Unreachable(
+                "could not open the Socket Mode connection Slack offered within "
+                f"{CONNECT_TIMEOUT:.0f} s: check that this machine may open WebSocket (wss://) "
+                "connections to Slack"
+            ) from None
         log.info("connected to Slack over Socket Mode")
 
     async def close(self) -> None:

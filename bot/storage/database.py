@@ -102,6 +102,15 @@ class Database:
                 )
             return await conn.run_sync(_upgrade)
 
+    async def read_only(self) -> bool:
+        """Whether the database refuses writes (a PostgreSQL standby, or a session that is
+        read-only by default); SQLite's own file checks are made before it is opened."""
+        if self.dialect != "postgresql":
+            return False
+        async with self.engine.connect() as conn:
+            value = await conn.scalar(text("SHOW transaction_read_only"))
+        return str(value).lower() == "on"
+
     async def revision(self) -> str | None:
         """The schema's revision (None: no schema yet); raises when the database cannot be
         reached."""

@@ -23,7 +23,7 @@ from bot.bootstrap import run_socket_mode
 from bot.config import ConfigError, Unreachable
 from bot.preflight import bind_port
 from bot.serving import serving
-from bot.slack import ids
+from bot.slack import ids, socket_mode
 from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, VPS_TOKEN, fixture, make_settings
 from tests.fakes.slack import SlackCall, SlackStandIn
@@ -263,6 +263,58 @@ async def test_slack_unreachable_at_start_stops_with_one_line_naming_the_url(
             run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=30
         )
     assert "cannot reach Slack at SLACK_API_URL" in str(unreachable.value)
+
+
+async def test_a_websocket_that_never_opens_stops_with_one_line_not_retries_for_ever(
+    tmp_path: Path,
+    health_urls: list[str],
+    refusing_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Slack hands out a WebSocket URL nothing answers at: slack_sdk would retry every 10 s
+    for ever (a traceback each time); the bot gives up after CONNECT_TIMEOUT with one line."""
+    monkeypatch.setattr(socket_mode, "CONNECT_TIMEOUT", 1.0)
+    async with peers() as (_, slack, _, vps_url):
+        slack.open_connection = lambda _token: {
+            "ok": True,
+            "url": f"ws://127.0.0.1:{refusing_port}/",
+        }
+        settings = make_settings(
+            slack_signing_secret=None,
+            slack_app_token=APP_TOKEN,
+            slack_api_url=f"{slack.base_url}/api/",
+            vps_api_url=vps_url,
+            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+        )
+        with pytest.raises(Unreachable) as unreachable:
+            await asyncio.wait_for(
+                run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=30
+            )
+    assert "could not open the Socket Mode connection" in str(unreachable.value)
+    assert not any(record.exc_info for record in caplog.records)  # no traceback in the log
+
+
+async def test_sigterm_while_the_websocket_will_not_open_stops_the_bot(
+    tmp_path: Path, health_urls: list[str], refusing_port: int
+) -> None:
+    async with peers() as (_, slack, _, vps_url):
+        slack.open_connection = lambda _token: {
+            "ok": True,
+            "url": f"ws://127.0.0.1:{refusing_port}/",
+        }
+        settings = make_settings(
+            slack_signing_secret=None,
+            slack_app_token=APP_TOKEN,
+            slack_api_url=f"{slack.base_url}/api/",
+            vps_api_url=vps_url,
+            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+        )
+        stopping = asyncio.Event()
+        running = asyncio.create_task(run_socket_mode(settings, stopping, host="127.0.0.1"))
+        await until(lambda: slack.api_calls("apps.connections.open") or running.done())
+        stopping.set()  # what SIGTERM does
+        await asyncio.wait_for(running, timeout=10)  # returns, well before CONNECT_TIMEOUT
 
 
 async def test_python_m_bot_socket_answers_over_the_socket_and_stops_on_sigterm(

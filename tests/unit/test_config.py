@@ -71,3 +71,71 @@ def test_secrets_do_not_show_in_the_settings_repr(monkeypatch: pytest.MonkeyPatc
 )
 def test_plain_database_urls_map_to_async_drivers(url: str, mapped: str) -> None:
     assert async_database_url(url) == mapped
+
+
+def test_tokens_and_urls_are_read_without_surrounding_spaces(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VPS_API_TOKEN", " vps-token-pasted\n")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "signing-secret ")
+    monkeypatch.setenv("VPS_API_URL", "https://admin.vps.org/api/v1 ")
+    settings = load_settings()
+    assert settings.vps_api_token is not None
+    assert settings.vps_api_token.get_secret_value() == "vps-token-pasted"
+    assert settings.slack_signing_secret is not None
+    assert settings.slack_signing_secret.get_secret_value() == "signing-secret"
+    assert settings.vps_api_url == "https://admin.vps.org/api/v1"
+
+
+def test_a_token_of_spaces_is_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SLACK_BOT_TOKEN", "   ")
+    monkeypatch.setenv("SLACK_SIGNING_SECRET", "\t")
+    monkeypatch.setenv("VPS_API_TOKEN", "vps")
+    with pytest.raises(ConfigError) as caught:
+        load_settings("serve")
+    assert caught.value.problems == [
+        "SLACK_BOT_TOKEN is required but not set",
+        "SLACK_SIGNING_SECRET is required but not set",
+    ]
+
+
+def test_an_empty_variable_takes_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "")
+    monkeypatch.setenv("LOG_LEVEL", "")
+    assert load_settings().port == 3000
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("VPSBOT_APPROVERS", "bob,alice"),  # names match nobody: no one could ever approve
+        ("VPSBOT_APPROVERS", "U0000BOB @carol"),
+        ("VPSBOT_OPERATORS", "ops-team"),
+        ("VPSBOT_CHANNELS", "#ops"),
+        ("VPS_API_URL", "http://127.0.0.1:99999/api/v1"),
+        ("VPS_API_URL", "http://127.0.0.1:abc/api/v1"),
+        ("SLACK_API_URL", "https://user:hunter2@slack.example/api/"),
+        ("DATABASE_URL", "postgresql://u:pw@127.0.0.1:abc/db"),
+        ("DATABASE_URL", "postgresql://u:Sec@hunter2@127.0.0.1/db"),  # an unescaped @
+        ("DATABASE_URL", "sqlite:///"),
+        ("DATABASE_URL", "postgresql:///nohost"),
+    ],
+)
+def test_values_the_bot_could_not_use_are_configuration_errors(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"{name} is invalid: expected ")
+    assert "hunter2" not in str(caught.value)
+    assert f" {value}" not in str(caught.value).replace(" sqlite:///vpsbot.db", "")
+
+
+def test_ids_and_a_postgresql_socket_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VPSBOT_APPROVERS", "U0000BOB W0000GRID S0000OPS")
+    monkeypatch.setenv("VPSBOT_CHANNELS", "C0000OPS,G0000PRIV")
+    monkeypatch.setenv("DATABASE_URL", "postgresql:///vpsbot?host=/var/run/postgresql")
+    settings = load_settings()
+    assert settings.vpsbot_approvers == ("U0000BOB", "W0000GRID", "S0000OPS")
+    assert settings.vpsbot_channels == ("C0000OPS", "G0000PRIV")

@@ -74,13 +74,17 @@ def _plural(count: int, unit: str) -> str:
 
 
 def span(seconds: float) -> str:
-    """How long something took, precise and short: '21 s', '4 min', '2 h 5 min', '3 days 4 h'."""
+    """How long something took, precise and short: '21 s', '1 min 30 s', '4 min', '2 h 5 min',
+    '3 days 4 h' (to the second under 10 minutes, then the minute, past a day the hour)."""
     seconds = abs(seconds)
-    if seconds < 90:
-        return f"{_half_up(seconds)} s"
+    if seconds < MINUTE:
+        return f"{min(_half_up(seconds), 59)} s"
+    if seconds < 10 * MINUTE:  # seconds still count here
+        minutes, rest = divmod(_half_up(seconds), 60)
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    if seconds < HOUR:
+        return f"{min(_half_up(seconds / MINUTE), 59)} min"
     minutes = _half_up(seconds / MINUTE)
-    if minutes < 90:
-        return f"{minutes} min"
     if minutes < 24 * 60:
         hours, minutes = divmod(minutes, 60)
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
@@ -96,7 +100,7 @@ def _distance(seconds: float) -> str | None:
     if minutes < 60:
         return _plural(max(minutes, 1), "minute")
     hours = _half_up(seconds / HOUR)
-    if hours < 22:
+    if hours < 24:
         words = "an hour" if hours == 1 else f"{hours} hours"
         return words if abs(seconds - hours * HOUR) < MINUTE else f"about {words}"
     days = _half_up(seconds / DAY)
