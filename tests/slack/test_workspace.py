@@ -159,7 +159,7 @@ async def test_while_slack_has_not_named_the_workspace_every_request_is_refused(
     caplog.set_level(logging.INFO)
     async with served(slack, simulator, served_simulator, sqlite_url) as stack:
         assert down.times == 1  # asked at start, which did not stop the bot
-        assert "Slack refused auth.test (fatal_error)" in caplog.text
+        assert "Slack is not answering auth.test properly (fatal_error)" in caplog.text
         refused = await stack.post_signed(command_body(stack, "early", text="list 12345"))
         assert refused.status_code == 503
         assert down.times == 0  # asked again for this request
