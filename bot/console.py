@@ -513,6 +513,9 @@ class _Chat:
                 self.switch_user(line[2:].strip())
                 continue
             key = str(number)
+            if mismatch := self.no_such_button(line):
+                self.say(mismatch)
+                continue
             body = _request_body(line, self.user, self.stand_in.response_url(key), self)
             if body is None:
                 self.say(f"Not understood: {line[:60]}")
@@ -537,6 +540,17 @@ class _Chat:
             self.say(f"(now typing as {who})")
         else:
             self.say(f"{AS_REFUSED}; still typing as {self.user}.")
+
+    def no_such_button(self, line: str) -> str:
+        """For `press <word> N` on a card shown here that has no such button: which it has."""
+        command, _, text = line.partition(" ")
+        word, _, request_id = text.strip().partition(" ")
+        buttons = self.cards.get(request_id.strip().lstrip("#"))
+        if command != "press" or not buttons or word in buttons:
+            return ""
+        return f"Request #{request_id.strip().lstrip('#')}'s card has no “{word[:20]}” button; " + (
+            f"type press {'|'.join(buttons)} {request_id.strip().lstrip('#')}"
+        )
 
     def button(self, word: str, request_id: str) -> str | None:
         """The action id `press <word> <request #>` clicks: the card's own button when this

@@ -202,6 +202,12 @@ async def test_cancel_presses_the_cancel_of_the_card_shown(in_tmp: Path) -> None
     assert cancelled.startswith("↩️ @U0000DEMO cancelled the restore"), out
 
 
+async def test_a_button_the_card_does_not_have_is_named_with_those_it_has(in_tmp: Path) -> None:
+    out = await chat(["/snapshot restore 801", "press delete 1", "quit"])
+    assert "Request #1's card has no “delete” button; type press approve|deny|cancel 1" in out
+    assert "[vpsbot · #demo, message updated]" not in out  # nothing was pressed
+
+
 async def test_the_demo_keeps_to_a_database_of_its_own(
     in_tmp: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
