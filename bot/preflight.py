@@ -149,7 +149,7 @@ def _no_file_yet(settings: Settings, head: str) -> Finding | None:
     )
 
 
-def _sqlite_unwritable(settings: Settings) -> str | None:
+def _sqlite_unwritable(settings: Settings) -> Finding | None:
     """For a SQLite database, why the bot cannot write it (a read-only file, or a directory it
     cannot create the file, journal or WAL in), or None. Tried with a write that is rolled
     back."""
@@ -165,12 +165,27 @@ def _sqlite_unwritable(settings: Settings) -> str | None:
             connection.execute("ROLLBACK")
         finally:
             connection.close()
+    except sqlite3.DatabaseError as error:
+        if "not a database" in str(error):  # not a permission problem: another file entirely
+            return Finding(
+                "database",
+                "refused",
+                f"{path} (DATABASE_URL) is not a SQLite database: point DATABASE_URL at the "
+                "bot's database, or at a new file",
+            )
+        return _unwritable(path, error)
     except sqlite3.Error as error:
-        return (
-            f"cannot write the SQLite database {path} (DATABASE_URL): {error}. Make the file and "
-            "its directory writable by the user the bot runs as, or set DATABASE_URL elsewhere"
-        )
+        return _unwritable(path, error)
     return None
+
+
+def _unwritable(path: str, error: sqlite3.Error) -> Finding:
+    return Finding(
+        "database",
+        "unreachable",
+        f"cannot write the SQLite database {path} (DATABASE_URL): {error}. Make the file and "
+        "its directory writable by the user the bot runs as, or set DATABASE_URL elsewhere",
+    )
 
 
 # asyncpg's refusals that mean the settings are wrong, not that the server is away
@@ -246,7 +261,7 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
     if not upgrade and (absent := _no_file_yet(settings, head)):
         return absent
     if problem := await asyncio.to_thread(_sqlite_unwritable, settings):
-        return Finding("database", "unreachable", problem)
+        return problem
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
             before = after = await database.revision()

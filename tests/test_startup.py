@@ -192,6 +192,13 @@ async def test_a_schema_from_a_newer_vpsbot_is_refused_not_called_unreachable(
     assert "schema at 0099, which this version of vpsbot does not know" in row
 
 
+async def test_a_file_that_is_not_a_database_is_a_configuration_error(tmp_path: Path) -> None:
+    (tmp_path / "cli.db").write_text("notes, not a database\n")
+    line = (await run(environment(tmp_path), "db", "upgrade")).one_line(2, "DATABASE_URL")
+    assert "is not a SQLite database" in line
+    assert (tmp_path / "cli.db").read_text() == "notes, not a database\n"  # left as it was
+
+
 # -- the port: exit 3, naming PORT ----------------------------------------------------------------
 
 
