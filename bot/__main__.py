@@ -81,8 +81,8 @@ def worker(settings: Settings) -> None:
     async def run() -> None:
         stopping = await _stop_signal()
         bot = build(settings, database=await before_start(settings))
-        await bot.start()
         try:
+            await bot.start()
             await stopping.wait()
         finally:
             await bot.stop()

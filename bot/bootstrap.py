@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
@@ -178,12 +177,14 @@ async def _until_stopped(work: Coroutine[Any, Any, None], stopping: asyncio.Even
     A SIGTERM during start-up stops the process instead of waiting for Slack."""
     task = asyncio.ensure_future(work)
     stopped = asyncio.ensure_future(stopping.wait())
-    await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:  # whatever happened, nothing is left running (a cancelled caller included)
         stopped.cancel()
-        task.result()  # raises what stopped it
-        return False
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-    return True
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})
+    if task.cancelled():
+        return True
+    task.result()  # raises what stopped it
+    return False

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Annotated, Literal
 
 import httpx
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -38,7 +38,8 @@ EXPECTED = {
     "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
     "DATABASE_URL": (
         "a URL such as sqlite:///vpsbot.db or postgresql://user:password@host/dbname, with "
-        "special characters in the password percent-encoded (@ as %40)"
+        "special characters in the password percent-encoded (@ as %40), and ?ssl=require "
+        "rather than ?sslmode="
     ),
     "VPS_API_URL": "an http:// or https:// URL without a user name or password",
     "SLACK_API_URL": "an http:// or https:// URL without a user name or password",
@@ -129,18 +130,20 @@ class Settings(BaseSettings):
         mode="before",
     )
     @classmethod
-    def _strip(cls, value: object) -> object:
+    def _strip(cls, value: object, info: ValidationInfo) -> object:
         """A token or URL pasted with a space or a newline around it: the value meant. One of
-        only spaces is not set at all."""
-        return value.strip() if isinstance(value, str) else value
+        only spaces is not set at all (its default, or "required but not set")."""
+        if isinstance(value, str):
+            value = value.strip()
+            if not value and info.field_name:
+                return cls.model_fields[info.field_name].default
+        return value
 
     @field_validator("vpsbot_approvers", "vpsbot_channels", "vpsbot_operators", mode="before")
     @classmethod
     def _split_ids(cls, value: object) -> object:
         if isinstance(value, str):
-            return tuple(
-                part.strip() for part in value.replace(" ", ",").split(",") if part.strip()
-            )
+            return tuple(part for part in value.replace(",", " ").split() if part)
         return value
 
     @field_validator("vpsbot_approvers", "vpsbot_operators")
@@ -188,6 +191,8 @@ class Settings(BaseSettings):
             raise ValueError("names no database file")
         if not url.drivername.startswith("sqlite") and not (url.host or url.query.get("host")):
             raise ValueError("names no database server")
+        if "sslmode" in url.query:  # libpq's spelling, which asyncpg does not take
+            raise ValueError("use ?ssl=require (asyncpg), not ?sslmode=")
         return value
 
     @property

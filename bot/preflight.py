@@ -64,9 +64,14 @@ def shown(database_url: str) -> str:
         url = make_url(database_url)
         if url.host and "@" in url.host:
             url = url.set(host=url.host.rsplit("@", 1)[-1])
-        return url.render_as_string(hide_password=True)
+        hidden = {key: "***" for key in url.query if key.lower() in SECRET_PARAMETERS}
+        return url.update_query_dict(hidden).render_as_string(hide_password=True)
     except Exception:  # an unparsable URL: print nothing of it
         return "(DATABASE_URL)"
+
+
+# query parameters of a database URL that carry a secret (libpq / asyncpg spellings)
+SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile"})
 
 
 def _secret(value: object) -> str:
@@ -77,13 +82,15 @@ def _secret(value: object) -> str:
 def _scrub(text: str, settings: Settings) -> str:
     """One line of `text`, with every secret the settings hold masked."""
     line = " ".join(text.split())
-    password = make_url(settings.database_url).password if "://" in settings.database_url else None
+    url = make_url(settings.database_url)
+    in_query = [str(v) for k, v in url.query.items() if k.lower() in SECRET_PARAMETERS]
     secrets = [
+        *in_query,
         _secret(settings.slack_bot_token),
         _secret(settings.slack_signing_secret),
         _secret(settings.slack_app_token),
         _secret(settings.vps_api_token),
-        str(password or ""),
+        str(url.password or ""),
     ]
     for secret in secrets:
         if len(secret) >= 4:
@@ -302,7 +309,7 @@ async def check_slack(settings: Settings) -> Finding:
             answer = await client.auth_test()
     except SlackApiError as error:
         code = slack_error_code(error) or f"HTTP {error.response.status_code}"
-        if is_retryable(error):
+        if is_retryable(error) or not slack_error_code(error):  # no Slack answer (a 404 page…)
             return Finding("Slack", "unreachable", f"{where} is not answering properly ({code})")
         return Finding(
             "Slack",

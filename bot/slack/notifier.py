@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -14,6 +15,7 @@ from bot.services.ports import Clock, Delivery, DeliveryError
 from bot.slack import blocks
 
 log = logging.getLogger(__name__)
+PERMALINK_SECONDS = 3.0  # at most this long asking for a card's link before a DM goes without
 
 # Web API errors worth trying again later; any other error is final for that message.
 RETRYABLE = {
@@ -102,9 +104,11 @@ class SlackNotifier:
         if not request.message_ts:
             return ""
         try:
-            answer = await self._client.chat_getPermalink(
-                channel=request.channel_id, message_ts=request.message_ts
-            )
+            # bounded: the outbox row is leased while this runs, and the link is only a nicety
+            async with asyncio.timeout(PERMALINK_SECONDS):
+                answer = await self._client.chat_getPermalink(
+                    channel=request.channel_id, message_ts=request.message_ts
+                )
         except SlackApiError as error:
             reason = slack_error_code(error) or "no error code"
         except (aiohttp.ClientError, TimeoutError, OSError) as error:

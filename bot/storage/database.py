@@ -79,7 +79,11 @@ class Database:
         sqlite = url.startswith("sqlite")
         # SQLite has one writer at a time: one connection per process makes this process's
         # transactions queue in the pool (no busy-wait sleeps); other processes wait on the lock.
-        pool = {"pool_size": 1, "max_overflow": 0} if sqlite else {}
+        # PostgreSQL: READ COMMITTED whatever the server's default, which the per-server restore
+        # lock relies on (each statement after the lock sees what the previous holder committed)
+        pool: dict[str, Any] = (
+            {"pool_size": 1, "max_overflow": 0} if sqlite else {"isolation_level": "READ COMMITTED"}
+        )
         self.engine: AsyncEngine = create_async_engine(url, echo=echo, pool_pre_ping=True, **pool)
         if sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_connect)

@@ -3,6 +3,7 @@
 import pytest
 
 from bot.config import ConfigError, Settings, async_database_url, load_settings
+from bot.preflight import shown
 
 
 def test_defaults_are_the_embedded_ones() -> None:
@@ -139,3 +140,34 @@ def test_ids_and_a_postgresql_socket_are_accepted(monkeypatch: pytest.MonkeyPatc
     settings = load_settings()
     assert settings.vpsbot_approvers == ("U0000BOB", "W0000GRID", "S0000OPS")
     assert settings.vpsbot_channels == ("C0000OPS", "G0000PRIV")
+
+
+def test_a_url_of_spaces_is_not_set_and_ids_may_be_one_per_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VPS_API_URL", "   ")
+    monkeypatch.setenv("DATABASE_URL", " ")
+    monkeypatch.setenv("VPSBOT_APPROVERS", "U0000BOB\nU0000CAROL\n")
+    settings = load_settings()
+    assert settings.vps_api_url == "https://admin.vps.org/api/v1"
+    assert settings.database_url == "sqlite:///vpsbot.db"
+    assert settings.vpsbot_approvers == ("U0000BOB", "U0000CAROL")
+
+
+def test_libpq_sslmode_is_named_with_what_asyncpg_takes(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://vpsbot@db/vpsbot?sslmode=require")
+    with pytest.raises(ConfigError, match=r"\?ssl=require rather than \?sslmode="):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://vpsbot:hunter2@db/vpsbot",
+        "postgresql://vpsbot@db/vpsbot?password=hunter2",
+        "postgresql://vpsbot@db/vpsbot?sslpassword=hunter2&ssl=require",
+    ],
+)
+def test_a_database_url_is_shown_without_any_password(url: str) -> None:
+    assert "hunter2" not in shown(url)
+    assert shown(url).startswith("postgresql://vpsbot")

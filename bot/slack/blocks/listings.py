@@ -133,7 +133,7 @@ def snapshot_list(result: SnapshotList, now: datetime) -> Message:
         result.server,
         result.partial,
         "No snapshots.",
-        "Use `/snapshot list <server_id>` for one server.",
+        "Use `/snapshot list &lt;server_id&gt;` for one server.",
     )
 
 
@@ -147,5 +147,5 @@ def backup_list(result: BackupList, now: datetime) -> Message:
         result.server,
         result.partial,
         "No backups.",
-        "Use `/backup list <server_id> [manual|automatic]` to narrow it.",
+        "Use `/backup list &lt;server_id&gt; [manual|automatic]` to narrow it.",
     )
