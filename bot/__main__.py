@@ -9,6 +9,8 @@ import os
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from bot.config import EXIT_CONFIG, ConfigError, Mode, Settings, StartupError, load_settings
 
 log = logging.getLogger("bot")
@@ -140,19 +142,28 @@ def db_upgrade(settings: Settings) -> None:
 
 def check() -> int:
     """Every check, as a short table; 0 only when all pass."""
-    from bot.preflight import SKIPPED, Finding, check_all, table
+    from bot.preflight import Finding, check_all, table
 
+    broken: list[str] = []
+    rows: list[Finding] = []
     try:
         settings = _settings("check")
     except ConfigError as error:
-        skipped = [
-            Finding(name, "skipped", "not checked: fix the configuration first") for name in SKIPPED
-        ]
-        print(table([Finding("configuration", "refused", str(error)), *skipped]))
-        return EXIT_CONFIG
-    findings = asyncio.run(check_all(settings))
-    print(table(findings))
-    return max(finding.exit_code for finding in findings)
+        # still check what the other variables allow, with the broken ones at their defaults
+        rows.append(Finding("configuration", "refused", str(error)))
+        broken = [problem.split()[0] for problem in error.problems]
+        fields = Settings.model_fields
+        defaults = {
+            name.lower(): fields[name.lower()].default for name in broken if name.lower() in fields
+        }
+        try:
+            settings = Settings(**defaults)
+        except ValidationError:  # cannot happen with defaults; say so rather than guess
+            print(table(rows))
+            return EXIT_CONFIG
+    rows.extend(asyncio.run(check_all(settings, broken)))
+    print(table(rows))
+    return max(row.exit_code for row in rows)
 
 
 def _one_line(error: BaseException) -> str:

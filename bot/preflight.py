@@ -14,8 +14,9 @@ import logging
 import os
 import socket
 import sqlite3
+from collections.abc import Collection, Coroutine
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
@@ -419,18 +420,48 @@ def check_port(settings: Settings) -> Finding:
     return Finding("PORT", "ok", f"{settings.port} is free")
 
 
-async def check_all(settings: Settings) -> list[Finding]:
-    """Every check, none of them changing anything."""
+# What each check reads: a check is skipped while one of these is missing or invalid.
+DEPENDS_ON = {
+    "PORT": ("PORT",),
+    "database": ("DATABASE_URL",),
+    "Slack": ("SLACK_BOT_TOKEN", "SLACK_API_URL"),
+    "VPS.org": ("VPS_API_TOKEN", "VPS_API_URL", "VPSBOT_API_TIMEOUT"),
+}
+
+
+async def _database_check(settings: Settings) -> Finding:
     database = Database(settings.async_database_url)
     try:
-        stored = await check_database(settings, database, upgrade=False)
+        return await check_database(settings, database, upgrade=False)
     finally:
         await database.dispose()
-    slack, vps = await asyncio.gather(check_slack(settings), check_vps(settings))
-    return [_configuration(settings), check_port(settings), stored, slack, vps]
 
 
-SKIPPED = ("PORT", "database", "Slack", "VPS.org")  # not checked while the configuration fails
+async def check_all(settings: Settings, broken: Collection[str] = ()) -> list[Finding]:
+    """Every check, none of them changing anything. `broken`: variables that are missing or
+    invalid (the configuration row names them); the checks that read them are skipped, the
+    others still run, on `settings` with those variables at their defaults."""
+
+    def blocked(name: str) -> str:
+        return next((v for v in DEPENDS_ON[name] if v in broken), "")
+
+    async def run(name: str, check: Coroutine[Any, Any, Finding]) -> Finding:
+        if variable := blocked(name):
+            check.close()
+            return Finding(name, "skipped", f"not checked: fix {variable} first")
+        return await check
+
+    async def port() -> Finding:
+        return check_port(settings)
+
+    found = await asyncio.gather(
+        run("PORT", port()),
+        run("database", _database_check(settings)),
+        run("Slack", check_slack(settings)),
+        run("VPS.org", check_vps(settings)),
+    )
+    configuration = _configuration(settings) if not broken else None
+    return [f for f in (configuration, *found) if f is not None]
 
 
 def table(findings: list[Finding]) -> str:
