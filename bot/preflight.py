@@ -288,6 +288,14 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
                     "(a standby, or default_transaction_read_only): point DATABASE_URL at the "
                     "primary",
                 )
+            if before != head and not await database.may_create_tables():
+                return Finding(
+                    "database",
+                    "refused",
+                    f"the user in DATABASE_URL may not create the bot's tables in "
+                    f"{shown(settings.database_url)} (no CREATE on its schema): grant it, or run "
+                    "`python -m bot db upgrade` once as a user who may",
+                )
             if upgrade:
                 before, after = await database.upgrade()
     except Exception as error:

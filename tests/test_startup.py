@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager, closing
 from dataclasses import dataclass
 from pathlib import Path
 
+import asyncpg
 import httpx
 import pytest
 
@@ -196,6 +197,37 @@ async def test_a_file_that_is_not_a_database_is_a_configuration_error(tmp_path: 
     line = (await run(environment(tmp_path), "db", "upgrade")).one_line(2, "DATABASE_URL")
     assert "is not a SQLite database" in line
     assert (tmp_path / "cli.db").read_text() == "notes, not a database\n"  # left as it was
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"),
+    reason="needs the PostgreSQL server (TEST_DATABASE_URL)",
+)
+async def test_a_postgresql_user_that_may_not_create_tables_is_told_so(tmp_path: Path) -> None:
+    admin_url = os.environ["TEST_DATABASE_URL"]
+    server = admin_url.split("@", 1)[1].split("/", 1)[0]
+    name = f"vpsbot_nocreate_{os.getpid()}"
+    admin = await asyncpg.connect(admin_url)
+    try:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.execute(f"CREATE ROLE {name} LOGIN")
+        await admin.execute(f"CREATE DATABASE {name}")
+        target = await asyncpg.connect(admin_url.rsplit("/", 1)[0] + f"/{name}")
+        try:
+            await target.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        finally:
+            await target.close()
+        url = f"postgresql://{name}@{server}/{name}"
+        for command in (["db", "upgrade"], ["check"]):
+            ran = await run(environment(tmp_path, DATABASE_URL=url), *command)
+            assert ran.code == 2 if command == ["db", "upgrade"] else ran.code != 0
+            assert "may not create the bot's tables" in ran.output
+            assert "no CREATE on its schema" in ran.output
+    finally:
+        await admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        await admin.execute(f"DROP ROLE IF EXISTS {name}")
+        await admin.close()
 
 
 # -- the port: exit 3, naming PORT ----------------------------------------------------------------

@@ -115,6 +115,17 @@ class Database:
             value = await conn.scalar(text("SHOW transaction_read_only"))
         return str(value).lower() == "on"
 
+    async def may_create_tables(self) -> bool:
+        """Whether this user may create tables where the schema goes (PostgreSQL's CREATE on
+        the current schema; SQLite: the file checks say)."""
+        if self.dialect != "postgresql":
+            return True
+        async with self.engine.connect() as conn:
+            allowed = await conn.scalar(
+                text("SELECT has_schema_privilege(current_user, current_schema(), 'CREATE')")
+            )
+        return bool(allowed)
+
     async def revision(self) -> str | None:
         """The schema's revision (None: no schema yet); raises when the database cannot be
         reached."""
