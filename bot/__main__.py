@@ -30,13 +30,13 @@ def serve(settings: Settings) -> None:
     and VPS.org are checked before the first connection is accepted."""
     import uvicorn
 
-    from bot.bootstrap import build
-    from bot.preflight import before_start, bind_port
+    from bot.bootstrap import checked
+    from bot.preflight import bind_port
 
     async def run() -> None:
         sock = bind_port(settings.port)
         try:
-            bot = build(settings, database=await before_start(settings))
+            bot = await checked(settings)
             server = uvicorn.Server(
                 uvicorn.Config(
                     bot.web,
@@ -77,12 +77,11 @@ def socket_mode(settings: Settings) -> None:
 
 def worker(settings: Settings) -> None:
     """The tracker and the outbox sender alone, for a team that runs them as their own process."""
-    from bot.bootstrap import build
-    from bot.preflight import before_start
+    from bot.bootstrap import checked
 
     async def run() -> None:
         stopping = await _stop_signal()
-        bot = build(settings, database=await before_start(settings))
+        bot = await checked(settings)
         try:
             await bot.start()
             await stopping.wait()

@@ -13,7 +13,7 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
-from bot.config import Settings
+from bot.config import Settings, reveal
 from bot.preflight import before_start, bind_port
 from bot.services import Services
 from bot.services.commands import CommandLog
@@ -48,12 +48,14 @@ class Bot:
     _owns_vps: bool = True
     started: bool = False
     stopped: bool = False
+    schema_ready: bool = False  # preflight.before_start brought the schema up to date
 
     async def start(self) -> None:
         """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL),
         then start following operations and delivering messages."""
         self.started = True
-        await self.database.upgrade()
+        if not self.schema_ready:
+            await self.database.upgrade()
         await self.slack_http.open()
         await identify(self.slack)  # the workspace requests must come from (auth.test)
         if self.run_worker:
@@ -75,11 +77,6 @@ class Bot:
         await self.database.dispose()
 
 
-def _secret(value: object) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return getter() if getter else ""
-
-
 def build(
     settings: Settings,
     *,
@@ -94,7 +91,7 @@ def build(
     if vps is None:
         vps = VpsClient(
             settings.vps_api_url,
-            _secret(settings.vps_api_token),
+            reveal(settings.vps_api_token),
             timeout=httpx_timeout(settings.vpsbot_api_timeout),
         )
 
@@ -114,7 +111,7 @@ def build(
         channels=settings.vpsbot_channels,
         operators=settings.vpsbot_operators,
     )
-    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url)
+    client = web_client(reveal(settings.slack_bot_token), settings.slack_api_url)
     services = Services(
         vps=vps,
         life=Lifecycle(unit_of_work, clock, policy, owner or instance_id()),
@@ -124,8 +121,8 @@ def build(
     worker = Worker(services, SlackNotifier(client, clock), outbox_due)
     slack = build_app(
         services,
-        bot_token=_secret(settings.slack_bot_token),
-        signing_secret=_secret(settings.slack_signing_secret),
+        bot_token=reveal(settings.slack_bot_token),
+        signing_secret=reveal(settings.slack_signing_secret),
         api_url=settings.slack_api_url,
     )
     bot: Bot
@@ -145,6 +142,14 @@ def build(
     return bot
 
 
+async def checked(settings: Settings, *, slack_required: bool = False) -> Bot:
+    """The bot of `serve`, `socket` and `worker`: built once the start-up checks passed
+    (`preflight.before_start`, which also brought the schema up to date)."""
+    bot = build(settings, database=await before_start(settings, slack_required=slack_required))
+    bot.schema_ready = True
+    return bot
+
+
 async def run_socket_mode(
     settings: Settings,
     stopping: asyncio.Event,
@@ -156,8 +161,8 @@ async def run_socket_mode(
     when `stopping` is set, after work in progress has finished and leases are handed back."""
     sock = bind_port(settings.port, host)  # a port in use is one line, before anything starts
     try:
-        bot = build(settings, database=await before_start(settings, slack_required=True))
-        link = SocketModeLink(bot.slack, _secret(settings.slack_app_token))
+        bot = await checked(settings, slack_required=True)
+        link = SocketModeLink(bot.slack, reveal(settings.slack_app_token))
         try:
             await bot.start()
             async with serving(web_app(None, bot.database.ping), sock=sock):

@@ -218,6 +218,11 @@ class Settings(BaseSettings):
         self.require(*NEEDS[mode])
 
 
+def reveal(value: SecretStr | None) -> str:
+    """A secret setting's value, for the one place that sends it; "" when unset."""
+    return value.get_secret_value() if value is not None else ""
+
+
 def async_database_url(url: str) -> str:
     """Map plain `sqlite:///` and `postgresql://` URLs to the async drivers."""
     scheme, sep, rest = url.partition("://")

@@ -22,7 +22,14 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from sqlalchemy.engine import make_url
 
-from bot.config import EXIT_CONFIG, EXIT_UNREACHABLE, ConfigError, Settings, Unreachable
+from bot.config import (
+    EXIT_CONFIG,
+    EXIT_UNREACHABLE,
+    ConfigError,
+    Settings,
+    Unreachable,
+    reveal,
+)
 from bot.domain.errors import NotFound, Unauthorized, VpsApiError
 from bot.slack import web_client
 from bot.slack.notifier import is_retryable, slack_error_code
@@ -75,11 +82,6 @@ def shown(database_url: str) -> str:
 SECRET_PARAMETERS = frozenset({"password", "sslpassword", "passfile"})
 
 
-def _secret(value: object) -> str:
-    getter = getattr(value, "get_secret_value", None)
-    return str(getter()) if getter else ""
-
-
 def _scrub(text: str, settings: Settings) -> str:
     """One line of `text`, with every secret the settings hold masked."""
     line = " ".join(text.split())
@@ -87,10 +89,10 @@ def _scrub(text: str, settings: Settings) -> str:
     in_query = [str(v) for k, v in url.query.items() if k.lower() in SECRET_PARAMETERS]
     secrets = [
         *in_query,
-        _secret(settings.slack_bot_token),
-        _secret(settings.slack_signing_secret),
-        _secret(settings.slack_app_token),
-        _secret(settings.vps_api_token),
+        reveal(settings.slack_bot_token),
+        reveal(settings.slack_signing_secret),
+        reveal(settings.slack_app_token),
+        reveal(settings.vps_api_token),
         str(url.password or ""),
     ]
     for secret in secrets:
@@ -201,7 +203,6 @@ _REFUSALS = (
     "InvalidPasswordError",
     "InvalidAuthorizationSpecificationError",
     "InvalidCatalogNameError",
-    "InsufficientPrivilegeError",
 )
 
 
@@ -272,7 +273,8 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
         return problem
     try:
         async with asyncio.timeout(DATABASE_TIMEOUT):
-            before = after = await database.revision()
+            found = await database.inspect()
+            before = after = found.revision
             if before is not None and not known_revision(before):
                 return Finding(
                     "database",
@@ -280,7 +282,7 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
                     f"{shown(settings.database_url)}: schema at {before}, which this version of "
                     "vpsbot does not know (a newer version upgraded it): run that version",
                 )
-            if await database.read_only():
+            if found.read_only:
                 return Finding(
                     "database",
                     "unreachable",
@@ -288,7 +290,7 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
                     "(a standby, or default_transaction_read_only): point DATABASE_URL at the "
                     "primary",
                 )
-            if before != head and not await database.may_create_tables():
+            if before != head and not found.may_create_tables:
                 return Finding(
                     "database",
                     "refused",
@@ -311,7 +313,7 @@ async def check_database(settings: Settings, database: Database, *, upgrade: boo
 async def check_slack(settings: Settings) -> Finding:
     """auth.test with SLACK_BOT_TOKEN."""
     # one attempt: at start this only warns (the bot asks again with retries as requests come)
-    client = web_client(_secret(settings.slack_bot_token), settings.slack_api_url, retries=False)
+    client = web_client(reveal(settings.slack_bot_token), settings.slack_api_url, retries=False)
     where = f"Slack at SLACK_API_URL ({settings.slack_api_url})"
     try:
         async with asyncio.timeout(PEER_TIMEOUT):
@@ -338,7 +340,7 @@ async def check_vps(settings: Settings) -> Finding:
     where = f"VPS.org at VPS_API_URL ({settings.vps_api_url})"
     async with VpsClient(
         settings.vps_api_url,
-        _secret(settings.vps_api_token),
+        reveal(settings.vps_api_token),
         timeout=httpx_timeout(min(settings.vpsbot_api_timeout, PEER_TIMEOUT)),
     ) as client:
         try:
@@ -404,9 +406,9 @@ async def _before_start(settings: Settings, database: Database, slack_required: 
 
 def _configuration(settings: Settings) -> Finding:
     modes = []
-    if _secret(settings.slack_signing_secret):
+    if reveal(settings.slack_signing_secret):
         modes.append("serve (HTTP)")
-    if _secret(settings.slack_app_token):
+    if reveal(settings.slack_app_token):
         modes.append("socket (Socket Mode)")
     if not modes:
         return Finding(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,15 @@ def _upgrade_lock() -> asyncio.Lock:
     return _upgrade_locks.setdefault(asyncio.get_running_loop(), asyncio.Lock())
 
 
+@dataclass(frozen=True, slots=True)
+class Inspection:
+    """What the start-up checks read of a database (`Database.inspect`)."""
+
+    revision: str | None  # None: no schema yet
+    read_only: bool  # a PostgreSQL standby, or a session read-only by default
+    may_create_tables: bool  # CREATE on the schema (needed while an upgrade is due)
+
+
 class Database:
     """One async engine for the process; `sessions` makes unit-of-work sessions."""
 
@@ -106,31 +116,19 @@ class Database:
                 )
             return await conn.run_sync(_upgrade)
 
-    async def read_only(self) -> bool:
-        """Whether the database refuses writes (a PostgreSQL standby, or a session that is
-        read-only by default); SQLite's own file checks are made before it is opened."""
-        if self.dialect != "postgresql":
-            return False
+    async def inspect(self) -> Inspection:
+        """The schema's revision and whether the bot may write here, read over one connection;
+        raises when the database cannot be reached. SQLite's own file checks are made before
+        it is opened, so only PostgreSQL is asked about writes and privileges."""
         async with self.engine.connect() as conn:
-            value = await conn.scalar(text("SHOW transaction_read_only"))
-        return str(value).lower() == "on"
-
-    async def may_create_tables(self) -> bool:
-        """Whether this user may create tables where the schema goes (PostgreSQL's CREATE on
-        the current schema; SQLite: the file checks say)."""
-        if self.dialect != "postgresql":
-            return True
-        async with self.engine.connect() as conn:
-            allowed = await conn.scalar(
+            revision = await conn.run_sync(_current)
+            if self.dialect != "postgresql":
+                return Inspection(revision, read_only=False, may_create_tables=True)
+            read_only = await conn.scalar(text("SHOW transaction_read_only"))
+            may_create = await conn.scalar(
                 text("SELECT has_schema_privilege(current_user, current_schema(), 'CREATE')")
             )
-        return bool(allowed)
-
-    async def revision(self) -> str | None:
-        """The schema's revision (None: no schema yet); raises when the database cannot be
-        reached."""
-        async with self.engine.connect() as conn:
-            return await conn.run_sync(_current)
+        return Inspection(revision, str(read_only).lower() == "on", bool(may_create))
 
     _pinging: asyncio.Task[bool] | None = None  # the ping under way, if one is
 

@@ -265,6 +265,20 @@ async def test_slack_unreachable_at_start_stops_with_one_line_naming_the_url(
     assert "cannot reach Slack at SLACK_API_URL" in str(unreachable.value)
 
 
+def offering_a_dead_websocket(
+    slack: SlackStandIn, vps_url: str, tmp_path: Path, refusing_port: int
+) -> Any:
+    """Socket Mode settings against a Slack that hands out a WebSocket URL nothing answers."""
+    slack.open_connection = lambda _token: {"ok": True, "url": f"ws://127.0.0.1:{refusing_port}/"}
+    return make_settings(
+        slack_signing_secret=None,
+        slack_app_token=APP_TOKEN,
+        slack_api_url=f"{slack.base_url}/api/",
+        vps_api_url=vps_url,
+        database_url=f"sqlite:///{tmp_path / 'socket.db'}",
+    )
+
+
 async def test_a_websocket_that_never_opens_stops_with_one_line_not_retries_for_ever(
     tmp_path: Path,
     health_urls: list[str],
@@ -276,17 +290,7 @@ async def test_a_websocket_that_never_opens_stops_with_one_line_not_retries_for_
     for ever (a traceback each time); the bot gives up after CONNECT_TIMEOUT with one line."""
     monkeypatch.setattr(socket_mode, "CONNECT_TIMEOUT", 1.0)
     async with peers() as (_, slack, _, vps_url):
-        slack.open_connection = lambda _token: {
-            "ok": True,
-            "url": f"ws://127.0.0.1:{refusing_port}/",
-        }
-        settings = make_settings(
-            slack_signing_secret=None,
-            slack_app_token=APP_TOKEN,
-            slack_api_url=f"{slack.base_url}/api/",
-            vps_api_url=vps_url,
-            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
-        )
+        settings = offering_a_dead_websocket(slack, vps_url, tmp_path, refusing_port)
         with pytest.raises(Unreachable) as unreachable:
             await asyncio.wait_for(
                 run_socket_mode(settings, asyncio.Event(), host="127.0.0.1"), timeout=30
@@ -299,17 +303,7 @@ async def test_sigterm_while_the_websocket_will_not_open_stops_the_bot(
     tmp_path: Path, health_urls: list[str], refusing_port: int
 ) -> None:
     async with peers() as (_, slack, _, vps_url):
-        slack.open_connection = lambda _token: {
-            "ok": True,
-            "url": f"ws://127.0.0.1:{refusing_port}/",
-        }
-        settings = make_settings(
-            slack_signing_secret=None,
-            slack_app_token=APP_TOKEN,
-            slack_api_url=f"{slack.base_url}/api/",
-            vps_api_url=vps_url,
-            database_url=f"sqlite:///{tmp_path / 'socket.db'}",
-        )
+        settings = offering_a_dead_websocket(slack, vps_url, tmp_path, refusing_port)
         stopping = asyncio.Event()
         running = asyncio.create_task(run_socket_mode(settings, stopping, host="127.0.0.1"))
         await until(lambda: slack.api_calls("apps.connections.open") or running.done())
