@@ -165,6 +165,16 @@ class RestoreUnderWay(NotAllowed):
     """Another restore of the same server is executing or running: at most one at a time."""
 
 
+class NothingToUndo(NotAllowed):
+    """Undo pressed on a restore that has no safety snapshot to go back to (none was taken, or
+    the restore never reached VPS.org)."""
+
+
+class SafetySnapshotGone(NotAllowed):
+    """Undo pressed after the restore's safety snapshot was deleted (by the bot after
+    VPSBOT_SAFETY_SNAPSHOT_DAYS, or by someone at VPS.org)."""
+
+
 class ConflictingRestore(NotAllowed):
     """A restore was asked for a server that already has one waiting for approval or under way
     (`existing`): refused when asked, and nothing is created. The message names that request

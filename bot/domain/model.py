@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Generic, TypeVar
 
 from bot.domain.lifecycle import Event, Status, Transition, move
-from bot.domain.outcomes import Asked, Outcome
+from bot.domain.outcomes import Asked, Outcome, SafetyStep
 
 T = TypeVar("T")
 
@@ -27,6 +27,12 @@ class BackupType(StrEnum):
 
 IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
+
+
+def safety_name(request_id: int) -> str:
+    """The name of the safety snapshot taken before restore request #`request_id`: how the
+    bot finds it again after a crash, and knows it for one of its own."""
+    return f"pre-restore-{request_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,3 +149,16 @@ class OperationRequest:
 
     def is_expired(self, now: datetime) -> bool:
         return self.expires_at is not None and now >= self.expires_at
+
+    @property
+    def undoable(self) -> bool:
+        """A finished restore whose safety snapshot is there to go back to (the restore call
+        was reached, and the bot has not let go of the snapshot)."""
+        outcome = self.outcome
+        return (
+            self.action is Action.RESTORE
+            and self.status in (Status.SUCCEEDED, Status.NEEDS_ATTENTION)
+            and outcome.safety_step is SafetyStep.READY
+            and outcome.safety_id is not None
+            and outcome.safety_removed is None
+        )

@@ -32,6 +32,13 @@ class Why(StrEnum):
     STOPPED_FOLLOWING = "stopped_following"  # still working when the follow window closed
     BOT_STOPPED = "bot_stopped"  # the bot stopped while it was sending the call
     CARD_NOT_POSTED = "card_not_posted"  # Slack refused the request's card (detail: its error)
+    # The safety snapshot promised on the card could not be had, so nothing was restored:
+    SAFETY_LIMIT = "safety_limit"  # the server had `count` snapshots, VPS.org's limit
+    SAFETY_REFUSED = "safety_refused"  # VPS.org refused the POST (detail)
+    SAFETY_FAILED = "safety_failed"  # it ended in another status than `completed` (status)
+    SAFETY_GONE = "safety_gone"  # it is no longer listed (or no longer the bot's)
+    SAFETY_TIMEOUT = "safety_timeout"  # still not complete after `seconds` (status, or detail)
+    SAFETY_UNCONFIRMED = "safety_unconfirmed"  # its POST got no usable answer and none is listed
     LEGACY = "legacy"  # recorded as a sentence by an older version (detail: that sentence)
 
 
@@ -57,6 +64,30 @@ class Recovery(StrEnum):
     GONE = "gone"  # the delete's answer was lost, but the target is gone
 
 
+class SafetyPlan(StrEnum):
+    """What the approval card said about a safety snapshot: the plan the approvers approved."""
+
+    PLANNED = "planned"  # one is taken before the restore, and no restore without it
+    AT_LIMIT = "at_limit"  # the server already had as many snapshots as VPS.org allows: none
+    OFF = "off"  # VPSBOT_SAFETY_SNAPSHOT=false: none
+
+
+class SafetyStep(StrEnum):
+    """How far an executing restore has got with its safety snapshot (Outcome.safety_step)."""
+
+    POSTING = "posting"  # committed before its one POST /snapshots/: it may have been sent
+    FOLLOWING = "following"  # VPS.org took it (Outcome.safety_id): waiting for `completed`
+    READY = "ready"  # seen `completed`: from here on the restore call may have been sent
+
+
+class SafetyRemoval(StrEnum):
+    """How the bot let go of a safety snapshot it made."""
+
+    DELETED = "deleted"  # deleted by the bot after VPSBOT_SAFETY_SNAPSHOT_DAYS
+    GONE = "gone"  # already gone when the bot came to delete it (someone deleted it)
+    NOT_OURS = "not_ours"  # its id now names another snapshot: left alone
+
+
 @dataclass(frozen=True, slots=True)
 class Asked:
     """What the request was about when it was made (never rewritten after, but for
@@ -70,6 +101,9 @@ class Asked:
     target_status: str = ""
     target_expires_at: datetime | None = None  # when the backup expires (automatic backups)
     card_not_posted: str = ""  # Slack's error when the request's card could not be posted
+    safety: SafetyPlan | None = None  # a restore's safety snapshot (None: before there were any)
+    server_snapshots: int | None = None  # how many snapshots the server had when asked
+    undo_of: int | None = None  # the request whose restore this one undoes
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +122,13 @@ class Outcome:
     recovered: Recovery | None = None
     poll_failures: int = 0  # reads in a row that told nothing
     first_failure_at: datetime | None = None
+    safety_step: SafetyStep | None = None  # a restore's safety snapshot, while it executes
+    safety_id: int | None = None  # the safety snapshot VPS.org made
+    safety_taken_at: datetime | None = None  # when VPS.org took its POST
+    safety_ready_at: datetime | None = None  # when it was seen `completed`
+    safety_keep_until: datetime | None = None  # when the bot deletes it
+    safety_removed: SafetyRemoval | None = None  # how the bot let go of it
+    safety_removed_at: datetime | None = None
 
     def but(self, **changes: object) -> Self:
         """A copy with `changes` (dataclasses.replace, named for reading)."""

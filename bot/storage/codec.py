@@ -9,9 +9,21 @@ from __future__ import annotations
 
 from dataclasses import fields
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Any, TypeVar
 
-from bot.domain.outcomes import Asked, Failure, Outcome, Recovery, Why
+from bot.domain.outcomes import (
+    Asked,
+    Failure,
+    Outcome,
+    Recovery,
+    SafetyPlan,
+    SafetyRemoval,
+    SafetyStep,
+    Why,
+)
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def _plain(value: object) -> object:
@@ -21,7 +33,7 @@ def _plain(value: object) -> object:
         return list(value)
     if isinstance(value, Failure):
         return {k: v for k, v in _items(value) if not _empty(v) and v != 0}
-    if isinstance(value, Why | Recovery):
+    if isinstance(value, StrEnum):
         return value.value
     return value
 
@@ -67,6 +79,11 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _enum(kind: type[E], value: object) -> E | None:
+    """A stored enum value; None when absent or unknown (a newer version's)."""
+    return kind(value) if isinstance(value, str) and value in set(kind) else None
+
+
 def _ids(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
@@ -98,11 +115,13 @@ def load_asked(data: dict[str, Any]) -> Asked:
         target_status=_text(data.get("target_status")),
         target_expires_at=_moment(data.get("target_expires_at")),
         card_not_posted=_text(data.get("card_not_posted")),
+        safety=_enum(SafetyPlan, data.get("safety")),
+        server_snapshots=_int(data.get("server_snapshots")),
+        undo_of=_int(data.get("undo_of")),
     )
 
 
 def load_outcome(data: dict[str, Any]) -> Outcome:
-    recovered = data.get("recovered")
     decided_by = data.get("decided_by")
     return Outcome(
         approvers=_ids(data.get("approvers")),
@@ -114,7 +133,14 @@ def load_outcome(data: dict[str, Any]) -> Outcome:
         took_seconds=_int(data.get("took_seconds")),
         finished_at=_moment(data.get("finished_at")),
         failure=load_failure(data.get("failure")),
-        recovered=Recovery(recovered) if recovered in set(Recovery) else None,
+        recovered=_enum(Recovery, data.get("recovered")),
         poll_failures=_int(data.get("poll_failures")) or 0,
         first_failure_at=_moment(data.get("first_failure_at")),
+        safety_step=_enum(SafetyStep, data.get("safety_step")),
+        safety_id=_int(data.get("safety_id")),
+        safety_taken_at=_moment(data.get("safety_taken_at")),
+        safety_ready_at=_moment(data.get("safety_ready_at")),
+        safety_keep_until=_moment(data.get("safety_keep_until")),
+        safety_removed=_enum(SafetyRemoval, data.get("safety_removed")),
+        safety_removed_at=_moment(data.get("safety_removed_at")),
     )
