@@ -110,6 +110,8 @@ def build(
         require_reason=settings.vpsbot_require_reason,
         channels=settings.vpsbot_channels,
         operators=settings.vpsbot_operators,
+        safety_snapshot=settings.vpsbot_safety_snapshot,
+        safety_keep=timedelta(days=settings.vpsbot_safety_snapshot_days),
     )
     client = web_client(reveal(settings.slack_bot_token), settings.slack_api_url)
     services = Services(

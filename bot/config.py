@@ -35,6 +35,8 @@ EXPECTED = {
     "VPSBOT_API_TIMEOUT": "a number of seconds greater than 0, at most 60",
     "VPSBOT_DIRECTORY_TTL": "a number of seconds from 0 to 3600",
     "VPSBOT_REQUIRE_REASON": "true or false",
+    "VPSBOT_SAFETY_SNAPSHOT": "true or false",
+    "VPSBOT_SAFETY_SNAPSHOT_DAYS": "a number of days greater than 0, at most 3650",
     "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
     "DATABASE_URL": (
         "a URL such as sqlite:///vpsbot.db or postgresql://user:password@host/dbname, with "
@@ -112,6 +114,9 @@ class Settings(BaseSettings):
     vpsbot_operators: IdList = ()
     # seconds a user group's membership may be reused for a decision (never older when Slack fails)
     vpsbot_directory_ttl: float = Field(default=60.0, ge=0, le=3600)
+    # a snapshot of the server before each restore, so the restore can be undone
+    vpsbot_safety_snapshot: bool = True
+    vpsbot_safety_snapshot_days: float = Field(default=7.0, gt=0, le=3650)  # then deleted
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")

@@ -112,10 +112,14 @@ def sqlite_url(tmp_path: Path) -> str:
 
 
 def make_settings(**overrides: Any) -> Settings:
+    """Settings for a test stack. Safety snapshots are off unless asked for: the tests of the
+    restore call itself count its calls alone; tests/slack/test_safety_snapshots.py and the
+    crash tests cover them on, as the default is."""
     values: dict[str, Any] = {
         "slack_bot_token": BOT_TOKEN,
         "slack_signing_secret": SIGNING_SECRET,
         "vps_api_token": VPS_TOKEN,
+        "vpsbot_safety_snapshot": False,
     }
     values.update(overrides)
     return Settings(**values)

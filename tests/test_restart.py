@@ -79,6 +79,7 @@ async def test_operations_in_flight_survive_a_kill(tmp_path: Path) -> None:
             "VPS_API_TOKEN": VPS_TOKEN,
             "VPS_API_URL": f"{vps_url}/api/v1",
             "VPSBOT_POLL_INTERVAL": "0.2",
+            "VPSBOT_SAFETY_SNAPSHOT": "false",  # on where a test says so
         }
         process = await _start(env, port)
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:

@@ -121,6 +121,7 @@ async def deployment(tmp_path: Path, **overrides: str) -> AsyncIterator[Deployme
             "VPS_API_TOKEN": VPS_TOKEN,
             "VPS_API_URL": f"{vps_url}/api/v1",
             "VPSBOT_POLL_INTERVAL": "0.2",
+            "VPSBOT_SAFETY_SNAPSHOT": "false",  # on where a test says so
         }
         env |= overrides
         bot = Deployment(sim, slack, env, port)

@@ -152,12 +152,16 @@ class OperationRequest:
 
     @property
     def undoable(self) -> bool:
-        """A finished restore whose safety snapshot is there to go back to (the restore call
-        was reached, and the bot has not let go of the snapshot)."""
+        """A finished restore whose safety snapshot is there to go back to: it succeeded, or
+        VPS.org accepted it and then the bot lost track (needs_attention), and the bot has not
+        let go of the snapshot."""
         outcome = self.outcome
+        restored = self.status is Status.SUCCEEDED or (
+            self.status is Status.NEEDS_ATTENTION and outcome.started_at is not None
+        )
         return (
             self.action is Action.RESTORE
-            and self.status in (Status.SUCCEEDED, Status.NEEDS_ATTENTION)
+            and restored
             and outcome.safety_step is SafetyStep.READY
             and outcome.safety_id is not None
             and outcome.safety_removed is None

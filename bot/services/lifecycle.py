@@ -54,6 +54,8 @@ class Policy:
     # A restore VPS.org accepted but whose server is not seen `restoring` within this needs a
     # person: a 200 alone is no evidence that anything happened.
     restore_seen_within: timedelta = timedelta(minutes=2)
+    safety_snapshot: bool = True  # snapshot the server before each restore (Undo)
+    safety_keep: timedelta = timedelta(days=7)  # then the bot deletes its safety snapshot
 
     def next_tick(self, after: datetime) -> datetime:
         """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by
@@ -223,9 +225,8 @@ async def holding_lease(life: Lifecycle, request_id: int) -> AsyncIterator[None]
                 return
             try:
                 async with life.uow() as uow:
-                    await uow.requests.change(
-                        request_id, lease_until=life.clock() + EXECUTION_LEASE
-                    )
+                    until = life.clock() + EXECUTION_LEASE
+                    await uow.requests.renew(request_id, life.owner, until)
                     await uow.commit()
             except Exception as error:  # the database stalls: the call goes on regardless
                 log.warning(

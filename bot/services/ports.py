@@ -107,6 +107,21 @@ class RequestStore(Protocol):
 
     async def change(self, request_id: int, **changes: Any) -> None: ...
 
+    async def step(
+        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+    ) -> bool:
+        """Set fields of an `executing` request only while `owner` holds its lease, with a
+        `safety_snapshot` audit row; True when it did."""
+        ...
+
+    async def renew(self, request_id: int, owner: str, until: datetime) -> None:
+        """Extend `owner`'s lease on the request; nothing when it is not (or no longer) theirs."""
+        ...
+
+    async def restores_of(self, kind: Kind, target_id: int) -> list[OperationRequest]:
+        """The restores from this snapshot or backup that have not ended for good."""
+        ...
+
     async def claim_due(
         self,
         *,
@@ -117,6 +132,7 @@ class RequestStore(Protocol):
         limit: int = 5000,
         expired_before: datetime | None = None,
         exclude: Collection[int] = (),
+        safety_due: bool = False,
     ) -> list[OperationRequest]: ...
 
     async def release(self, request_ids: Collection[int], owner: str) -> None: ...

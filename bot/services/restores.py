@@ -18,16 +18,28 @@ from bot.domain.errors import (
     ConflictingRestore,
     NotAllowed,
     NotEligible,
+    NotFound,
+    NothingToUndo,
     NotRequester,
     RestoreUnderWay,
+    SafetySnapshotGone,
     UnknownRequest,
     UsageError,
     VpsApiError,
 )
 from bot.domain.lifecycle import UNDER_WAY, Event, Status
-from bot.domain.model import COMPLETED, Action, Backup, OperationRequest, Snapshot
+from bot.domain.model import (
+    COMPLETED,
+    Action,
+    Backup,
+    Kind,
+    OperationRequest,
+    Snapshot,
+    safety_name,
+)
 from bot.domain.operations import RequestRestore
-from bot.domain.outcomes import Asked, Failure, Outcome, Why
+from bot.domain.outcomes import Asked, Failure, Outcome, SafetyPlan, SafetyRemoval, SafetyStep, Why
+from bot.services import safety
 from bot.services.access import is_member
 from bot.services.kinds import KINDS, find_target, target_name
 from bot.services.lifecycle import (
@@ -77,15 +89,29 @@ async def _clear_the_way(uow: UnitOfWork, server_id: int, now: datetime) -> None
 
 
 async def request_restore(
-    vps: VpsApi, life: Lifecycle, actor: Actor, intent: RequestRestore, usage: str = ""
+    vps: VpsApi,
+    life: Lifecycle,
+    actor: Actor,
+    intent: RequestRestore,
+    usage: str = "",
+    undo_of: OperationRequest | None = None,
 ) -> OperationRequest:
     """Look the target up, then post a request for approval. Nothing is called yet. Refused
     (ConflictingRestore, nothing created) while the server has another restore waiting for
-    approval or under way; the check and the insert are one transaction holding the server."""
+    approval or under way; the check and the insert are one transaction holding the server.
+    The card says whether a safety snapshot will be taken first (`safety.plan`): the plan
+    the approvers approve. `undo_of`: the restore this one undoes (its safety snapshot is
+    the target, and must still be the bot's)."""
     if life.policy.require_reason and not intent.reason:
         raise UsageError("A restore needs a reason here: say why after the id.", usage)
     target = await find_target(vps, intent.kind, intent.target_id)
+    if undo_of is not None and not _still_ours(undo_of, target):
+        raise SafetySnapshotGone(
+            f"Snapshot {target.id} is no longer the safety snapshot of request #{undo_of.id}, "
+            "so this restore cannot be undone from it. Nothing was asked."
+        )
     server = await vps.get_server(target.server.id)
+    plan, snapshots = await safety.plan(vps, life.policy, server.id)
     now = life.clock()
     async with life.uow() as uow:
         await _clear_the_way(uow, server.id, now)
@@ -105,6 +131,9 @@ async def request_restore(
                 target_size_mb=target.size_mb,
                 target_status=target.status,
                 target_expires_at=target.expires_at if isinstance(target, Backup) else None,
+                safety=plan,
+                server_snapshots=snapshots,
+                undo_of=undo_of.id if undo_of is not None else None,
             ),
             expires_at=now + life.policy.approval_ttl,
             required_approvals=life.policy.required_approvals,
@@ -121,6 +150,8 @@ async def request_restore(
                 "target_id": target.id,
                 "server_id": server.id,
                 "reason": intent.reason,
+                "safety_snapshot": plan.value,
+                "undo_of": undo_of.id if undo_of is not None else None,
             },
         )
         uow.outbox.add("post", {"event": "approval_requested"}, at=now, request_id=request.id)
@@ -347,34 +378,74 @@ async def _precheck(vps: VpsApi, request: OperationRequest) -> Failure | None:
 
 
 async def execute(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
-    """Called only by the transaction that moved the request to `executing`. One restore call."""
+    """Called only by the holder of the request's lease in `executing`: the transaction that
+    claimed it at quorum, or the tracker going on after a crash before anything was sent.
+    With a safety snapshot promised, its POST (the tracker sends the restore once the
+    snapshot is complete); without, the one restore call."""
     async with holding_lease(life, request.id):
         refused = await _precheck(vps, request)
         if refused is not None:
             await finish(life, request, Event.FAIL, request.outcome.but(failure=refused))
             return
-        assert request.server is not None
-        try:
-            started = await KINDS[request.kind].restore(vps, request)
-        except VpsApiError as error:
-            await record_call(life, request, error)
-            if error.outcome_unknown:
-                await reconcile(vps, life, request, cause=failure_of(error))
-            else:
-                outcome = request.outcome.but(failure=failure_of(error))
-                await finish(life, request, Event.FAIL, outcome)
+        if safety.needed(request):
+            await safety.take(vps, life, request)
             return
-        # Evidence, not the 200: the server itself has to be seen `restoring` (now, or by the
-        # tracker within policy.restore_seen_within) before the restore can be called done.
-        seen_restoring = await _server_restoring(vps, request.server.id)
-        now = life.clock()
+        await _call(vps, life, request)
 
-        async def record(uow: UnitOfWork) -> bool:
-            audit_call(uow, now, request, started.call)
-            return await _mark_running(life, uow, request, seen_restoring, started.message)
 
-        # retried while the database stalls: VPS.org is restoring, and that must be known
-        await persist(life, record, f"the answer to the restore of request #{request.id}")
+async def resume(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
+    """An `executing` restore the tracker took (its lease lapsed or was handed back): go on
+    from its recorded step. Nothing sent yet: go on. Its safety snapshot's POST perhaps sent:
+    read it back by name. Following it: one look, and the restore once it is complete. The
+    restore call perhaps sent: read the server, never call again."""
+    step = request.outcome.safety_step
+    if safety.needed(request):  # POSTING commits before the POST: nothing was sent
+        await execute(vps, life, request)
+    elif step is SafetyStep.POSTING:
+        async with holding_lease(life, request.id):
+            await safety.read_back(vps, life, request, cause="")
+    elif step is SafetyStep.FOLLOWING:
+        async with holding_lease(life, request.id):
+            ready = await safety.follow(vps, life, request)
+            if ready is not None:
+                await _restore(vps, life, ready)
+    else:  # READY, or no safety snapshot: the restore call may have been sent
+        await reconcile(vps, life, request, cause=Failure(Why.BOT_STOPPED))
+
+
+async def _restore(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
+    """The safety snapshot is complete: check again (minutes have passed), then restore."""
+    refused = await _precheck(vps, request)
+    if refused is not None:
+        await finish(life, request, Event.FAIL, request.outcome.but(failure=refused))
+        return
+    await _call(vps, life, request)
+
+
+async def _call(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
+    """The one restore call, and what VPS.org answered to it, recorded whatever happens."""
+    assert request.server is not None
+    try:
+        started = await KINDS[request.kind].restore(vps, request)
+    except VpsApiError as error:
+        await record_call(life, request, error)
+        if error.outcome_unknown:
+            await reconcile(vps, life, request, cause=failure_of(error))
+        else:
+            outcome = request.outcome.but(failure=failure_of(error))
+            await finish(life, request, Event.FAIL, outcome)
+        return
+    # Evidence, not the 200: the server itself has to be seen `restoring` (now, or by the
+    # tracker within policy.restore_seen_within) before the restore can be called done.
+    seen_restoring = await _server_restoring(vps, request.server.id)
+    now = life.clock()
+
+    async def record(uow: UnitOfWork) -> bool:
+        audit_call(uow, now, request, started.call)
+        return await _mark_running(life, uow, request, seen_restoring, started.message)
+
+    # retried while the database stalls: VPS.org is restoring, and that must be known
+    await persist(life, record, f"the answer to the restore of request #{request.id}")
 
 
 async def _server_restoring(vps: VpsApi, server_id: int) -> bool:
@@ -446,6 +517,79 @@ async def reconcile(
     await finish(life, request, Event.LOSE, request.outcome.but(failure=failure))
 
 
+# -- undo ----------------------------------------------------------------------------------------
+
+
+def _still_ours(original: OperationRequest, target: Snapshot | Backup) -> bool:
+    """The snapshot is the one the bot took before `original`, on its server."""
+    return (
+        isinstance(target, Snapshot)
+        and target.name == safety_name(original.id)
+        and (original.server is None or target.server.id == original.server.id)
+    )
+
+
+REMOVED = {
+    SafetyRemoval.DELETED: "the bot deleted it{when} after keeping it for the configured time",
+    SafetyRemoval.GONE: "it was deleted at VPS.org{when}",
+    SafetyRemoval.NOT_OURS: "its id now names another snapshot",
+}
+
+
+NO_SAFETY: dict[SafetyPlan | None, str] = {
+    SafetyPlan.AT_LIMIT: "the server already had as many snapshots as VPS.org allows",
+    SafetyPlan.OFF: "safety snapshots were turned off",
+}
+
+
+def _nothing_to_undo(original: OperationRequest) -> NotAllowed:
+    label = f"Request #{original.id}"
+    outcome = original.outcome
+    if outcome.safety_removed is not None:
+        moment = outcome.safety_removed_at
+        when = f" on {moment:%Y-%m-%d}" if moment is not None else ""
+        gone = REMOVED[outcome.safety_removed].format(when=when)
+        return SafetySnapshotGone(
+            f"The safety snapshot of request #{original.id} ({safety_name(original.id)}) is "
+            f"gone: {gone}. This restore can no longer be undone."
+        )
+    plan = original.asked.safety
+    if plan is not SafetyPlan.PLANNED:
+        why = NO_SAFETY.get(plan, "it was asked before vpsbot took safety snapshots")
+        return NothingToUndo(
+            f"{label} took no safety snapshot ({why}), so there is nothing to go back to."
+        )
+    if original.status not in (Status.SUCCEEDED, Status.NEEDS_ATTENTION):
+        return NothingToUndo(f"{label} has not finished restoring: Undo is offered once it has.")
+    return NothingToUndo(f"{label} was not restored at VPS.org, so there is nothing to undo.")
+
+
+async def undo(vps: VpsApi, life: Lifecycle, actor: Actor, request_id: int) -> OperationRequest:
+    """The Undo restore button: a new restore request, from the safety snapshot taken before
+    request #`request_id`, which needs approval like any restore."""
+    async with life.uow() as uow:
+        original = await uow.requests.get(request_id)
+    if (
+        original is None
+        or original.action is not Action.RESTORE
+        or original.channel_id != actor.channel_id
+    ):
+        raise UnknownRequest("That button belongs to a request this bot does not know.")
+    if not original.undoable:
+        raise _nothing_to_undo(original)
+    assert original.outcome.safety_id is not None
+    intent = RequestRestore(
+        Kind.SNAPSHOT, original.outcome.safety_id, reason=f"undo of request #{original.id}"
+    )
+    try:
+        return await request_restore(vps, life, actor, intent, undo_of=original)
+    except NotFound:
+        raise SafetySnapshotGone(
+            f"The safety snapshot of request #{original.id} ({safety_name(original.id)}) is no "
+            "longer listed by VPS.org: someone deleted it. This restore can no longer be undone."
+        ) from None
+
+
 async def expire_due(life: Lifecycle) -> int:
     """The sweeper: pending requests past their time become `expired`, and their messages say so."""
     now = life.clock()
@@ -465,4 +609,14 @@ async def expire_due(life: Lifecycle) -> int:
     return expired
 
 
-__all__ = ["NotAllowed", "approve", "cancel", "deny", "execute", "expire_due", "reconcile"]
+__all__ = [
+    "NotAllowed",
+    "approve",
+    "cancel",
+    "deny",
+    "execute",
+    "expire_due",
+    "reconcile",
+    "resume",
+    "undo",
+]

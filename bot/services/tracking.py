@@ -12,7 +12,7 @@ from bot.domain.errors import NotFound, VpsApiError
 from bot.domain.lifecycle import Event, Status
 from bot.domain.model import COMPLETED, IN_PROGRESS, Action, Kind, OperationRequest, Server
 from bot.domain.outcomes import Failure, Outcome, Why
-from bot.services import restores
+from bot.services import restores, safety
 from bot.services.commands import CommandLog
 from bot.services.kinds import KINDS, Item
 from bot.services.lifecycle import Lifecycle, Policy, end, finish
@@ -226,8 +226,10 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
 
 
 async def reconcile_stale(vps: VpsApi, life: Lifecycle, owner: str) -> int:
-    """Requests left in `executing` by an instance that died (its lease lapsed): decide from
-    what VPS.org shows, and never send the call again."""
+    """Requests in `executing` that no live instance holds: left by an instance that died (its
+    lease lapsed), or a restore whose safety snapshot is being made (lease handed back, due
+    at the next tick). A restore goes on from its recorded step (`restores.resume`); the rest
+    are decided from what VPS.org shows. No call is ever sent a second time."""
     now = life.clock()
     async with life.uow() as uow:
         stale = await uow.requests.claim_due(
@@ -242,7 +244,7 @@ async def reconcile_stale(vps: VpsApi, life: Lifecycle, owner: str) -> int:
     cause = Failure(Why.BOT_STOPPED)
     for request in stale:
         if request.action is Action.RESTORE:
-            await restores.reconcile(vps, life, request, cause=cause)
+            await restores.resume(vps, life, request)
         elif request.action is Action.CREATE and await read_back_create(vps, life, request):
             continue  # VPS.org lists it: followed from here
         else:
@@ -251,11 +253,14 @@ async def reconcile_stale(vps: VpsApi, life: Lifecycle, owner: str) -> int:
 
 
 async def cycle(vps: VpsApi, life: Lifecycle, commands: CommandLog, owner: str) -> CycleReport:
-    """Everything the tracker does at a tick: expire, reconcile, follow, forget old replays."""
+    """Everything the tracker does at a tick: expire, reconcile, follow, forget old replays,
+    delete the safety snapshots whose time has come."""
     await restores.expire_due(life)
     await commands.forget_deliveries()
     await reconcile_stale(vps, life, owner)
-    return await check_in_flight(vps, life, owner)
+    report = await check_in_flight(vps, life, owner)
+    await safety.clean_up(vps, life, owner)
+    return report
 
 
 async def read_back_lost_creates(vps: VpsApi, life: Lifecycle) -> int:

@@ -241,6 +241,54 @@ class RequestRepository:
             )
         return won
 
+    async def step(
+        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+    ) -> bool:
+        """Record a step of an executing request's work (its safety snapshot) that only the
+        holder of its lease may take: one conditional UPDATE (`WHERE status = 'executing' AND
+        lease_owner = :owner`) and, when it matched, a `safety_snapshot` audit row with
+        `detail`. False when another instance took the request over (its lease lapsed): that
+        instance decides from what this one committed, so a step is never taken twice."""
+        values = {"updated_at": at} | _columns(changes)
+        result = await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.id == request_id)
+            .where(RequestRecord.status == Status.EXECUTING.value)
+            .where(RequestRecord.lease_owner == owner)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        won = bool(cast(CursorResult[Any], result).rowcount == 1)
+        if won:
+            self._session.add(
+                AuditRecord(
+                    created_at=at, event="safety_snapshot", request_id=request_id, detail=detail
+                )
+            )
+        return won
+
+    async def renew(self, request_id: int, owner: str, until: datetime) -> None:
+        """Extend `owner`'s lease; a request handed back (or taken over) is left alone."""
+        await self._session.execute(
+            update(RequestRecord)
+            .where(RequestRecord.id == request_id)
+            .where(RequestRecord.lease_owner == owner)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def restores_of(self, kind: Kind, target_id: int) -> list[OperationRequest]:
+        """The restores from this snapshot or backup that have not ended for good."""
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.action == Action.RESTORE.value)
+            .where(RequestRecord.kind == kind.value)
+            .where(RequestRecord.target_id == target_id)
+            .where(RequestRecord.status.not_in([s.value for s in FINAL]))
+            .order_by(RequestRecord.id)
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
+
     async def change(self, request_id: int, **changes: Any) -> None:
         """Set fields other than the status (message_ts, outcome, next check, leases)."""
         await self._session.execute(
@@ -260,9 +308,11 @@ class RequestRepository:
         limit: int = 5000,
         expired_before: datetime | None = None,
         exclude: Collection[int] = (),
+        safety_due: bool = False,
     ) -> list[OperationRequest]:
         """Lease the requests in `statuses` that are due and not leased by a live owner
-        (and, with `expired_before`, only those whose expires_at has passed).
+        (and, with `expired_before`, only those whose expires_at has passed; with
+        `safety_due`, only those whose safety snapshot is due for deletion).
 
         PostgreSQL: `FOR UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows.
         SQLite: the transaction holds the write lock from its start (BEGIN IMMEDIATE).
@@ -280,6 +330,8 @@ class RequestRepository:
             query = query.where(RequestRecord.expires_at <= expired_before)
         if exclude:
             query = query.where(RequestRecord.id.not_in(list(exclude)))
+        if safety_due:
+            query = query.where(RequestRecord.safety_delete_at <= now)
         records = (await self._session.scalars(query)).all()
         for record in records:
             record.lease_owner = owner

@@ -83,6 +83,9 @@ class RequestRecord(Base):
     next_check_at: Mapped[datetime | None]
     lease_owner: Mapped[str | None] = mapped_column(String(64))
     lease_until: Mapped[datetime | None]
+    # When the bot deletes the safety snapshot this restore made (null: none to delete): kept
+    # as a column, indexed, so the clean-up finds the due ones without reading every request.
+    safety_delete_at: Mapped[datetime | None] = mapped_column(index=True)
 
     __table_args__ = (
         Index("ix_requests_status_next_check", "status", "next_check_at"),

@@ -54,9 +54,10 @@ CHANGEABLE = frozenset(
         "next_check_at",
         "lease_owner",
         "lease_until",
+        "safety_delete_at",
     }
 )
-ROW_ONLY = frozenset({"next_check_at", "lease_owner", "lease_until"})
+ROW_ONLY = frozenset({"next_check_at", "lease_owner", "lease_until", "safety_delete_at"})
 T = TypeVar("T")
 
 
@@ -68,6 +69,7 @@ class RequestRow:
     next_check_at: datetime | None = None
     lease_owner: str | None = None
     lease_until: datetime | None = None
+    safety_delete_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -307,6 +309,34 @@ class FakeRequests:
         if row is not None:
             _set(row, changes)
 
+    async def step(
+        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+    ) -> bool:
+        """Set fields of an executing request only while `owner` holds its lease."""
+        _check_changeable(changes)
+        row = await self._writable(request_id)
+        if row is None or row.request.status is not Status.EXECUTING or row.lease_owner != owner:
+            return False
+        _set(row, changes)
+        row.request = replace(row.request, updated_at=at)
+        self._audit.record("safety_snapshot", at=at, request_id=request_id, detail=detail)
+        return True
+
+    async def renew(self, request_id: int, owner: str, until: datetime) -> None:
+        row = self._row(request_id)
+        if row is not None and row.lease_owner == owner:
+            await self.change(request_id, lease_until=until)
+
+    async def restores_of(self, kind: Kind, target_id: int) -> list[OperationRequest]:
+        return [
+            row.request
+            for row in self._rows()
+            if row.request.action is Action.RESTORE
+            and row.request.kind is kind
+            and row.request.target_id == target_id
+            and row.request.status not in FINAL
+        ]
+
     async def claim_due(
         self,
         *,
@@ -317,11 +347,13 @@ class FakeRequests:
         limit: int = 5000,
         expired_before: datetime | None = None,
         exclude: Collection[int] = (),
+        safety_due: bool = False,
     ) -> list[OperationRequest]:
         def due(row: RequestRow) -> bool:
             request = row.request
             return (
                 request.status in statuses
+                and (not safety_due or (row.safety_delete_at or now + lease) <= now)
                 and (row.next_check_at is None or row.next_check_at <= now)
                 and (row.lease_until is None or row.lease_until < now)
                 and (

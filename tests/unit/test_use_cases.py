@@ -58,24 +58,9 @@ class Clock:
         return self.now
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store() -> MemoryStore:
-    return MemoryStore()
-
-
-@pytest.fixture
-def vps(clock: Clock) -> FakeVps:
-    fake = FakeVps(clock)
-    fake.add_server(SERVER, "web-1")
-    return fake
-
-
 def lifecycle(store: MemoryStore, clock: Clock, **policy: object) -> Lifecycle:
+    """Safety snapshots off unless asked for (tests/unit/test_safety.py has them on)."""
+    policy.setdefault("safety_snapshot", False)
     return Lifecycle(uow=factory(store), clock=clock, policy=Policy(**policy))  # type: ignore[arg-type]
 
 
