@@ -207,3 +207,51 @@ async def test_0003_rewrites_the_outcomes_of_live_rows_as_typed_records(database
     card = request_message(refused, AT).text
     assert "*failed*: the server is already being restored; nothing was restored" in card
     await db.dispose()
+
+
+async def test_0004_keeps_live_restores_which_made_no_safety_snapshot(database_url: str) -> None:
+    """A restore under way and one finished, as 0003 held them: after 0004 they read as
+    before, take no safety snapshot, offer no Undo, and are never picked by the clean-up."""
+    db = Database(async_database_url(database_url))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_to("0003"))
+    async with db.engine.begin() as conn:
+        for status, target in (("running", 801), ("succeeded", 798)):
+            await conn.execute(
+                text(
+                    "INSERT INTO requests (kind, action, status, requester_id, channel_id,"
+                    " server_id, server_name, target_id, target_name, reason, params, result,"
+                    " required_approvals, created_at, updated_at) VALUES ('snapshot', 'restore',"
+                    " :status, 'U1', 'C1', :server, 'web', :target, 'x', '', :params, :result,"
+                    " 1, :at, :at)"
+                ),
+                {
+                    "status": status,
+                    "server": target,  # one restore under way per server
+                    "target": target,
+                    "params": json.dumps({"target_status": "completed"}),
+                    "result": json.dumps({"approvers": ["U2"], "seen_restoring": True}),
+                    "at": AT.replace(tzinfo=None) if db.dialect == "sqlite" else AT,
+                },
+            )
+    await db.upgrade()
+
+    async with SqlUnitOfWork(db.sessions) as uow:
+        running, done = await uow.requests.in_status(Status.RUNNING, Status.SUCCEEDED)
+        due = await uow.requests.claim_due(
+            statuses=set(Status),
+            now=AT + timedelta(days=365),
+            owner="cleaner",
+            lease=timedelta(seconds=10),
+            safety_due=True,
+        )
+    assert (running.status, done.status) == (Status.RUNNING, Status.SUCCEEDED)
+    assert running.outcome.approvers == ("U2",)
+    assert running.outcome.seen_restoring
+    assert running.asked.safety is None
+    assert not done.undoable
+    assert due == []
+    async with db.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+    assert version == "0004"
+    await db.dispose()

@@ -1,7 +1,7 @@
 """Storage on SQLite and (with TEST_DATABASE_URL) PostgreSQL: migrations, audit rows, times."""
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -10,6 +10,9 @@ from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
 from bot.config import async_database_url
+from bot.domain.lifecycle import Status
+from bot.domain.model import Action, Kind, ServerRef
+from bot.domain.outcomes import Outcome, SafetyStep
 from bot.services.commands import CommandLog, Invocation
 from bot.storage.database import Database
 from bot.storage.tables import metadata
@@ -87,3 +90,43 @@ async def test_ping_reports_an_unreachable_database() -> None:
     db = Database("postgresql+asyncpg://nobody@127.0.0.1:1/none")
     assert await db.ping() is False
     await db.dispose()
+
+
+async def test_a_safety_step_is_taken_only_by_the_holder_of_the_lease(database: Database) -> None:
+    """`requests.step` and `requests.renew` act only for the instance holding the lease: one
+    that lost it (another took the request over) changes nothing, and writes no audit row."""
+    at = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+    async with SqlUnitOfWork(database.sessions) as uow:
+        request = await uow.requests.add(
+            kind=Kind.SNAPSHOT,
+            action=Action.RESTORE,
+            status=Status.EXECUTING,
+            requester_id="U1",
+            channel_id="C1",
+            at=at,
+            server=ServerRef(7, "web"),
+            target_id=801,
+        )
+        await uow.requests.change(request.id, lease_owner="a", lease_until=at)
+        await uow.commit()
+
+    posting = Outcome(safety_step=SafetyStep.POSTING)
+    for owner, expected in (("b", False), ("a", True)):
+        async with SqlUnitOfWork(database.sessions) as uow:
+            won = await uow.requests.step(
+                request.id, owner, at=at, detail={"step": "posting"}, outcome=posting
+            )
+            await uow.requests.renew(request.id, owner, at + timedelta(minutes=1 if won else 9))
+            await uow.commit()
+        assert won is expected
+
+    async with SqlUnitOfWork(database.sessions) as uow:
+        stored = await uow.requests.get(request.id)
+        audited = await uow.audit.events("safety_snapshot", request_id=request.id)
+    async with database.engine.connect() as conn:
+        query = text("SELECT lease_until FROM requests WHERE id = :id")
+        lease = (await conn.execute(query, {"id": request.id})).scalar()
+    assert stored is not None
+    assert stored.outcome.safety_step is SafetyStep.POSTING
+    assert [row.detail for row in audited] == [{"step": "posting"}]
+    assert str(lease).startswith("2026-12-05 12:01")  # renewed by "a" only
