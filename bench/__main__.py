@@ -37,6 +37,7 @@ def main() -> None:
     run("bench.ack", "2")
     run("bench.tracker")
     run("bench.approval")
+    run("bench.safety")
     run("bench.footprint")
     run("bench.load", "20")
     run("bench.completion")
