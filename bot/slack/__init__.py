@@ -294,6 +294,7 @@ def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
         (app.action, ids.RESTORE_APPROVE, action_listener(actions.approve, s, i)),
         (app.action, ids.RESTORE_DENY, action_listener(actions.deny, s, i)),
         (app.action, ids.RESTORE_CANCEL, action_listener(actions.cancel_restore, s, i)),
+        (app.action, ids.RESTORE_UNDO, action_listener(actions.undo, s, i)),
         (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
     ]
     for kind, matcher, work in listeners:

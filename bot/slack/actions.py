@@ -10,6 +10,8 @@ from bot.domain.errors import NotAllowed, UnknownRequest
 from bot.domain.operations import parse_id
 from bot.logs import new_request_id
 from bot.services import Services, operations, restores
+from bot.services.access import check_channel
+from bot.services.operations import Actor
 from bot.slack.commands import Arrival
 from bot.slack.inflight import InFlight
 from bot.slack.replies import Reply
@@ -39,6 +41,13 @@ async def deny(s: Services, user: str, request: int, channel: str, at: datetime)
 
 async def cancel_restore(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
     await restores.cancel(s.life, user, request, channel, at)
+
+
+async def undo(s: Services, user: str, request: int, channel: str, at: datetime) -> None:
+    """*Undo restore*: ask for a restore back to the safety snapshot (a new request, approved
+    like any; its card goes out through the outbox). Only where commands are taken."""
+    check_channel(s.policy.channels, channel)
+    await restores.undo(s.vps, s.life, Actor(user, channel), request)
 
 
 def _object(value: object) -> dict[str, Any]:

@@ -88,6 +88,8 @@ class SlackNotifier:
                 channel=channel, thread_ts=request.message_ts, **message.as_kwargs()
             )
             return Delivery(channel, posted.get("ts"))
+        if kind == "note":
+            return await self._note(payload, request)
         message = blocks.request_message(request, now)
         if kind == "update" and request.message_ts:
             await self._client.chat_update(
@@ -97,6 +99,14 @@ class SlackNotifier:
         # "post", or an update whose original message never made it: post it now.
         posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
         return Delivery(channel, posted.get("ts"))
+
+    async def _note(self, payload: dict[str, Any], request: OperationRequest) -> Delivery:
+        """A note in the card's thread (in the channel when the card has no ts)."""
+        message = blocks.note_message(request, str(payload.get("note", "")), self._clock())
+        posted = await self._client.chat_postMessage(  # thread_ts None: not sent
+            channel=request.channel_id, thread_ts=request.message_ts or None, **message.as_kwargs()
+        )
+        return Delivery(request.channel_id, posted.get("ts"))
 
     async def _permalink(self, request: OperationRequest) -> str:
         """A link to the request's card, for a DM; "" when there is no card or Slack would not

@@ -1,8 +1,9 @@
 """Every message the builders in bot/slack/blocks render is valid Block Kit, block by block, as
 slack_sdk's own models check it (`Block.parse(block).validate_json()`): listings, help,
-errors, notices, a request's card and outcome for every (action, status) and every failure,
-and the note to a requester whose card could not be posted. Ordinary values, and the longest
-and most hostile ones people and VPS.org can send."""
+errors, notices, a request's card and outcome for every (action, status) and every failure
+(with a safety snapshot at each of its plans, steps and ends, and the Undo button), the notes
+in a request's thread, and the note to a requester whose card could not be posted. Ordinary
+values, and the longest and most hostile ones people and VPS.org can send."""
 
 from __future__ import annotations
 
@@ -22,8 +23,10 @@ from bot.domain.errors import (
     LimitReached,
     NotAllowed,
     NotFound,
+    NothingToUndo,
     NotRequester,
     RateLimited,
+    SafetySnapshotGone,
     Unauthorized,
     Unavailable,
     UsageError,
@@ -39,10 +42,18 @@ from bot.domain.model import (
     ServerRef,
     Snapshot,
 )
-from bot.domain.outcomes import Asked, Failure, Outcome, Why
+from bot.domain.outcomes import (
+    Asked,
+    Failure,
+    Outcome,
+    SafetyPlan,
+    SafetyRemoval,
+    SafetyStep,
+    Why,
+)
 from bot.services.listings import BackupList, SnapshotList
 from bot.slack import blocks
-from bot.slack.blocks.requests import CARD, FAILURES
+from bot.slack.blocks.requests import CARD, FAILURES, NOTES
 from bot.slack.errors import describe
 from bot.slack.parsing import usage
 from tests.fakes.slack import block_kit_errors
@@ -147,6 +158,8 @@ ERRORS = [
     UsageError("not a server id: <!channel>", usage(Kind.BACKUP)),
     UsageError(HOSTILE, usage(Kind.SNAPSHOT)),
     NotAllowed(HOSTILE),
+    NothingToUndo("Request #7 made no safety snapshot: there is nothing to undo."),
+    SafetySnapshotGone(HOSTILE),
     NotRequester("U0000TEST"),
     AlreadyHandled(Status.CANCELLED),
     Busy(),
@@ -249,6 +262,50 @@ def cases() -> Iterator[tuple[str, OperationRequest]]:
             replace(pending, asked=replace(pending.asked, target_status=status)),
         )
     yield "unnamed-server", request(Action.DELETE, Status.PENDING_CONFIRMATION, server=UNNAMED)
+    yield from safety_cases()
+
+
+def safety_cases() -> Iterator[tuple[str, OperationRequest]]:
+    """Restores with a safety snapshot: the approval card by plan (an undo too), the executing
+    card by step, the undoable ones (with their Undo button), the let-go ones, and the failures
+    that stopped the snapshot; the hostile variant of each."""
+    for hostile in (False, True):
+        tag = "-hostile" if hostile else ""
+        pending = request(Action.RESTORE, Status.PENDING_APPROVAL, hostile=hostile)
+        for plan in [*SafetyPlan, None]:
+            for undo_of in (None, 9_999_999_998):
+                asked = replace(pending.asked, safety=plan, server_snapshots=5, undo_of=undo_of)
+                yield f"safety-pending-{plan}-undo{undo_of}{tag}", replace(pending, asked=asked)
+        ready = Outcome(
+            approvers=pending.outcome.approvers,
+            started_at=NOW - timedelta(minutes=4),
+            took_seconds=272,
+            safety_step=SafetyStep.READY,
+            safety_id=9_999_999_997,
+            safety_taken_at=NOW - timedelta(days=7),
+            safety_ready_at=NOW - timedelta(days=7),
+            safety_keep_until=NOW + timedelta(days=7),
+        )
+        planned = replace(pending.asked, safety=SafetyPlan.PLANNED, undo_of=3)
+        for status in (Status.APPROVED, Status.EXECUTING):
+            for step in [None, *SafetyStep]:
+                outcome = ready.but(safety_step=step, safety_id=None if step is None else 903)
+                made = replace(pending, status=status, asked=planned, outcome=outcome)
+                yield f"safety-{status.value}-{step}{tag}", made
+        for status in (Status.RUNNING, Status.SUCCEEDED, Status.NEEDS_ATTENTION, Status.FAILED):
+            ended = status in (Status.NEEDS_ATTENTION, Status.FAILED)
+            broken = failure(Why.UNREADABLE, hostile) if ended else None
+            made = replace(pending, status=status, asked=planned, outcome=ready.but(failure=broken))
+            yield f"safety-{status.value}{tag}", made
+            for removal in SafetyRemoval:
+                let_go = made.outcome.but(safety_removed=removal, safety_removed_at=NOW)
+                yield f"safety-{status.value}-{removal.value}{tag}", replace(made, outcome=let_go)
+        for why in Why:
+            if why.value.startswith("safety_"):
+                status = Status.NEEDS_ATTENTION if why is Why.SAFETY_UNCONFIRMED else Status.FAILED
+                outcome = ready.but(failure=failure(why, hostile), safety_step=SafetyStep.FOLLOWING)
+                made = replace(pending, status=status, asked=planned, outcome=outcome)
+                yield f"safety-{why.value}{tag}", made
 
 
 CASES = dict(cases())
@@ -305,4 +362,23 @@ def test_card_not_posted(action: Action) -> None:
         messages[name] = blocks.card_not_posted_message(
             made, slack_error, cancelled=cancelled, direct=direct
         )
+    assert invalid(messages) == []
+
+
+def test_safety_cases_offer_undo() -> None:
+    """The cases above include cards and thread replies that carry the Undo restore button."""
+    undoable = [made for name, made in CASES.items() if made.undoable]
+    assert undoable
+    for made in undoable:
+        for message in (blocks.request_message(made, NOW), blocks.outcome_message(made, NOW)):
+            assert any(b["type"] == "actions" for b in message.blocks)
+
+
+def test_notes() -> None:
+    messages = {}
+    for (name, made), note in product(
+        [(n, r) for n, r in CASES.items() if n.startswith("safety-")],
+        [*NOTES, "something-new", HOSTILE],
+    ):
+        messages[f"{name} {note[:20]}"] = blocks.note_message(made, note, NOW)
     assert invalid(messages) == []

@@ -10,6 +10,7 @@ from bot.slack.blocks.help import error_message, help_message, notice_message
 from bot.slack.blocks.listings import backup_list, snapshot_list
 from bot.slack.blocks.requests import (
     card_not_posted_message,
+    note_message,
     outcome_message,
     request_message,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "error_message",
     "escape",
     "help_message",
+    "note_message",
     "notice_message",
     "outcome_message",
     "request_message",

@@ -5,7 +5,7 @@ reads; another, `FAILURES`, how each failure code does."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from slack_sdk.models.blocks import (
@@ -18,10 +18,12 @@ from slack_sdk.models.blocks import (
 
 from bot.domain.approvals import still_needed
 from bot.domain.lifecycle import UNDER_WAY, Status
-from bot.domain.model import COMPLETED, Action, Kind, OperationRequest
-from bot.domain.outcomes import Failure, Why
+from bot.domain.model import COMPLETED, Action, Kind, OperationRequest, safety_name
+from bot.domain.operations import MAX_SNAPSHOTS_PER_SERVER
+from bot.domain.outcomes import Failure, SafetyPlan, SafetyRemoval, SafetyStep, Why
 from bot.slack import ids
 from bot.slack.blocks.text import (
+    DAY,
     MAX_FALLBACK,
     Block,
     Message,
@@ -30,7 +32,9 @@ from bot.slack.blocks.text import (
     context,
     escape,
     people,
+    plural,
     safe,
+    safe_within,
     section,
     server_label,
     size,
@@ -126,6 +130,72 @@ def _not_listed(_: Failure, request: OperationRequest) -> str:
 
 
 NOTHING_RESTORED = "; nothing was restored"
+
+
+def _outside(text: str, limit: int = 60) -> str:
+    """Words from VPS.org inside a safety failure, clipped so the failure's end (nothing was
+    restored) always fits (the whole reason is escaped once, by `reason`/`short_reason`)."""
+    return clip(text, limit) if text else "no answer"
+
+
+def _safety_limit(failure: Failure, _: OperationRequest) -> str:
+    if failure.count:
+        many = plural(failure.count, "snapshot")
+        most = (
+            "the most VPS.org allows"
+            if failure.count >= MAX_SNAPSHOTS_PER_SERVER
+            else f"VPS.org allows {MAX_SNAPSHOTS_PER_SERVER}"
+        )
+        return f"the safety snapshot could not be taken: the server has {many}, {most}"
+    return (
+        "the safety snapshot could not be taken: VPS.org's limit of "
+        f"{MAX_SNAPSHOTS_PER_SERVER} snapshots per server is reached ({_outside(failure.detail)})"
+    )
+
+
+def _safety_timeout(failure: Failure, _: OperationRequest) -> str:
+    if failure.status:
+        seen = f" (it was {_outside(failure.status, 40)})"
+    elif failure.detail:
+        seen = f" (it could not be read: {_outside(failure.detail)})"
+    else:
+        seen = ""
+    return f"the safety snapshot was still not complete after {span(failure.seconds)}{seen}"
+
+
+def _safety_unconfirmed(failure: Failure, request: OperationRequest) -> str:
+    name = safety_name(request.id)
+    if failure.read_detail:
+        looked = (
+            f"the server's snapshots could not be read to look for {name} "
+            f"({_outside(failure.read_detail)})"
+        )
+    else:
+        looked = f"no snapshot named {name} is listed"
+    return f"VPS.org did not confirm the safety snapshot ({_outside(failure.detail)}) and {looked}"
+
+
+# What stopped the safety snapshot, said first; each is followed by NOTHING_RESTORED (which
+# the short reason keeps too) and, for SAFETY_UNCONFIRMED, what to do if one appears.
+SAFETY: dict[Why, Callable[[Failure, OperationRequest], str]] = {
+    Why.SAFETY_LIMIT: _safety_limit,
+    Why.SAFETY_REFUSED: lambda f, r: f"VPS.org refused the safety snapshot ({_outside(f.detail)})",
+    Why.SAFETY_FAILED: lambda f, r: (
+        f"the safety snapshot ended {_outside(f.status, 40) if f.status else 'in no known status'}"
+    ),
+    Why.SAFETY_GONE: lambda f, r: "the safety snapshot disappeared before the restore",
+    Why.SAFETY_TIMEOUT: _safety_timeout,
+    Why.SAFETY_UNCONFIRMED: _safety_unconfirmed,
+}
+
+
+def _safety(failure: Failure, request: OperationRequest) -> str:
+    said = SAFETY[failure.why](failure, request) + NOTHING_RESTORED
+    if failure.why is Why.SAFETY_UNCONFIRMED:
+        said += ". If one appears, it was made by this request: delete it when no longer needed"
+    return said
+
+
 FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
     Why.API_REFUSED: _refused,
     Why.API_UNCONFIRMED: _unconfirmed,
@@ -162,6 +232,7 @@ FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
     Why.STOPPED_FOLLOWING: _stopped_following,
     Why.BOT_STOPPED: _bot_stopped,
     Why.CARD_NOT_POSTED: lambda f, r: f"Slack refused its card ({f.detail})",
+    **dict.fromkeys(SAFETY, _safety),
     Why.LEGACY: lambda f, r: f.detail,
 }
 
@@ -172,12 +243,18 @@ def _why(request: OperationRequest) -> str:
 
 
 def reason(request: OperationRequest) -> str:
-    """Why the request failed or needs a person, in words (escaped and clipped)."""
-    return safe(_why(request), 300)
+    """Why the request failed or needs a person, in words (escaped and clipped; a safety
+    failure's own words are longer, and its outside words clipped, so its end always fits)."""
+    failure = request.outcome.failure
+    return safe(_why(request), 400 if failure is not None and failure.why in SAFETY else 300)
 
 
 def short_reason(request: OperationRequest) -> str:
-    """The reason's first clause, for the thread and the DM (the card says it all)."""
+    """The reason's first clause, for the thread and the DM (the card says it all); for a
+    safety snapshot that could not be had, what stopped it and that nothing was restored."""
+    failure = request.outcome.failure
+    if failure is not None and failure.why in SAFETY:
+        return safe_within(SAFETY[failure.why](failure, request), 150) + NOTHING_RESTORED
     text = _why(request)
     cut = min((i for i in (text.find("; "), text.find(". ")) if i > 0), default=len(text))
     return safe(text[:cut], 150)
@@ -241,6 +318,13 @@ class Card:
     @property
     def discarded(self) -> str:
         taken = self.request.asked.target_created_at
+        undone = self.request.asked.undo_of
+        if undone is not None:
+            since = f" ({ago(taken, self.now)})" if taken is not None else ""
+            return (
+                f"The server goes back to how it was before the restore of request #{undone}: "
+                f"everything written on it since then{since} is lost."
+            )
         if taken is None:
             return "Everything written on the server since that point is lost."
         return f"Everything written on the server since then ({ago(taken, self.now)}) is lost."
@@ -272,6 +356,133 @@ class Card:
                 "VPS.org may already have removed it."
             )
         return "".join(lines)
+
+    @property
+    def undo_of(self) -> str:
+        undone = self.request.asked.undo_of
+        return f"*Undo of request #{undone}*: " if undone is not None else ""
+
+    @property
+    def safety_plan(self) -> str:
+        """What the approval card promises about a safety snapshot (the plan approved)."""
+        asked = self.request.asked
+        if asked.safety is SafetyPlan.PLANNED:
+            return (
+                "The server is stopped and all its current data is overwritten. A *safety "
+                f"snapshot* of {self.on} is taken first, so this restore can be undone; if it "
+                "cannot be taken, nothing is restored."
+            )
+        if asked.safety is SafetyPlan.AT_LIMIT:
+            count = asked.server_snapshots
+            has = f"has {count}" if count is not None else "has reached that"
+            return (
+                "The server is stopped first and all its current data is overwritten.\n"
+                ":warning: *No safety snapshot can be taken*: VPS.org allows "
+                f"{MAX_SNAPSHOTS_PER_SERVER} snapshots per server and {self.on} {has}, so this "
+                "restore *cannot be undone*. (To have one: delete one of its snapshots, cancel "
+                "this request and ask again.)"
+            )
+        if asked.safety is SafetyPlan.OFF:
+            return (
+                "The server is stopped first and all its current data is overwritten. No "
+                "safety snapshot is taken (turned off): this cannot be undone."
+            )
+        return (  # asked before there were safety snapshots
+            "The server is stopped first, all its current data is overwritten, and this "
+            "cannot be undone."
+        )
+
+    @property
+    def safety(self) -> str:
+        """The line about the safety snapshot once the restore is under way or over ("" when
+        none was taken)."""
+        request, outcome = self.request, self.request.outcome
+        if request.action is not Action.RESTORE or outcome.safety_id is None:
+            return ""
+        ref = safety_ref(request)
+        if outcome.safety_removed is not None:
+            return "\n" + _let_go(request)
+        if request.status is Status.RUNNING and outcome.safety_step is SafetyStep.READY:
+            return (
+                f"\n:camera_with_flash: Safety snapshot {ref} was taken first: this restore "
+                "can be undone once it is over."
+            )
+        keep = outcome.safety_keep_until
+        kept = f", kept until {when(keep)}" if keep is not None else ""
+        if request.undoable:
+            return (
+                f"\n:camera_with_flash: Safety snapshot {ref} was taken just before the "
+                f"restore{kept}: *Undo restore* puts the server back as it was then."
+            )
+        failure = outcome.failure
+        vanished = failure is not None and failure.why is Why.SAFETY_GONE
+        if keep is not None and request.status not in UNDER_WAY and not vanished:
+            return (
+                f"\nThe safety snapshot {ref} is kept until {when(keep)}, then vpsbot deletes it."
+            )
+        return ""
+
+
+def safety_ref(request: OperationRequest) -> str:
+    """`pre-restore-7` (id `903`): the restore's safety snapshot (its name alone while VPS.org
+    has given no id)."""
+    ident = request.outcome.safety_id
+    name = f"`{safety_name(request.id)}`"
+    return f"{name} (id `{ident}`)" if ident is not None else name
+
+
+def _was_undoable(request: OperationRequest) -> bool:
+    """Undo was offered until the bot let go of the safety snapshot."""
+    outcome = request.outcome
+    return replace(request, outcome=outcome.but(safety_removed=None)).undoable
+
+
+def _no_more_undo(request: OperationRequest) -> str:
+    return "; this restore can no longer be undone" if _was_undoable(request) else ""
+
+
+def _let_go(request: OperationRequest) -> str:
+    """How the bot let go of the safety snapshot, on the card."""
+    outcome, ref = request.outcome, safety_ref(request)
+    removed_at = outcome.safety_removed_at
+    at = f" {when(removed_at)}" if removed_at is not None else ""
+    if outcome.safety_removed is SafetyRemoval.DELETED:
+        said = f":wastebasket: Safety snapshot {ref} was deleted by vpsbot{at}, as planned"
+    elif outcome.safety_removed is SafetyRemoval.GONE:
+        said = (
+            f":wastebasket: Safety snapshot {ref} was already gone from VPS.org when vpsbot "
+            f"came to delete it{at}"
+        )
+    else:
+        said = (
+            f":warning: Snapshot id `{outcome.safety_id}` now names another snapshot, not the "
+            f"safety snapshot `{safety_name(request.id)}`, so vpsbot left it alone"
+        )
+    return f"{said}{_no_more_undo(request)}."
+
+
+def _restoring(c: Card) -> str:
+    """The executing restore's card, by how far its safety snapshot has got."""
+    request, approved = c.request, f"Approved by {c.approvers}."
+    step = request.outcome.safety_step
+    if step in (SafetyStep.POSTING, SafetyStep.FOLLOWING):
+        ident = request.outcome.safety_id
+        named = f"`{safety_name(request.id)}`" + (f", id `{ident}`" if ident is not None else "")
+        return (
+            f":camera_with_flash: {approved} Taking a *safety snapshot* ({named}) of {c.on} "
+            f"before restoring it from {c.source}…"
+        )
+    if step is SafetyStep.READY:
+        return (
+            f":hourglass_flowing_sand: {approved} Safety snapshot {safety_ref(request)} is "
+            f"complete. Restoring {c.on} from {c.source}: asking VPS.org…"
+        )
+    planned = request.asked.safety is SafetyPlan.PLANNED
+    then = "taking a safety snapshot" if planned else "asking VPS.org"
+    return (
+        f":hourglass_flowing_sand: {approved} Restoring {c.on} from {c.source}: checking the "
+        f"target, then {then}…"
+    )
 
 
 C, R, D = Action.CREATE, Action.RESTORE, Action.DELETE
@@ -309,26 +520,24 @@ CARD: dict[tuple[Action, Status], Callable[[Card], str]] = {
         f":hourglass: The delete of {c.what} of {c.on} was not confirmed in time: no change."
     ),
     (R, S.PENDING_APPROVAL): lambda c: (
-        f":rotating_light: *Restore requested* by {c.who}: restore {c.on} from {c.source}.\n"
-        f"*{c.discarded}* The server is stopped first, all its current data is overwritten, "
-        f"and this cannot be undone.{c.why_asked}{c.caveats}"
+        f":rotating_light: {c.undo_of}*Restore requested* by {c.who}: restore {c.on} from "
+        f"{c.source}.\n*{c.discarded}* {c.safety_plan}{c.why_asked}{c.caveats}"
     ),
     (R, S.APPROVED): lambda c: CARD[R, S.EXECUTING](c),
-    (R, S.EXECUTING): lambda c: (
-        f":hourglass_flowing_sand: Approved by {c.approvers}. Restoring {c.on} from "
-        f"{c.source}: checking the target, then asking VPS.org…"
-    ),
+    (R, S.EXECUTING): _restoring,
     (R, S.RUNNING): lambda c: (
         f":arrows_counterclockwise: *Restoring* {c.on} from {c.source}: *in progress*. "
-        f"Requested by {c.who}, approved by {c.approvers}."
+        f"Requested by {c.who}, approved by {c.approvers}.{c.safety}"
     ),
     (R, S.SUCCEEDED): lambda c: (
         f":white_check_mark: {c.on} was *restored* from {c.source} and is running again "
-        f"({c.took}). Requested by {c.who}, approved by {c.approvers}."
+        f"({c.took}). Requested by {c.who}, approved by {c.approvers}.{c.safety}"
     ),
-    (R, S.FAILED): lambda c: f":x: The restore of {c.on} from {c.source} *failed*: {c.reason}.",
+    (R, S.FAILED): lambda c: (
+        f":x: The restore of {c.on} from {c.source} *failed*: {c.reason}.{c.safety}"
+    ),
     (R, S.NEEDS_ATTENTION): lambda c: (
-        f":warning: The restore of {c.on} from {c.source} *needs attention*: {c.reason}."
+        f":warning: The restore of {c.on} from {c.source} *needs attention*: {c.reason}.{c.safety}"
     ),
     (R, S.DENIED): lambda c: (
         f":no_entry: {c.decider} denied the restore of {c.on} from {c.source}. No change."
@@ -400,13 +609,23 @@ def delete_buttons(request: OperationRequest) -> Block:
     ).to_dict()
 
 
+def _approve_warning(request: OperationRequest) -> str:
+    """The Approve button's confirmation: what the restore does, and whether it can be undone
+    (what the card says, in short)."""
+    asked = request.asked
+    if asked.safety is SafetyPlan.PLANNED:
+        undo = "A safety snapshot is taken first, so this restore can be undone."
+    elif asked.safety is SafetyPlan.AT_LIMIT:
+        undo = "No safety snapshot can be taken (snapshot limit reached): this cannot be undone."
+    elif asked.safety is SafetyPlan.OFF:
+        undo = "No safety snapshot is taken: this cannot be undone."
+    else:
+        undo = "This cannot be undone."
+    return f"{undo} {on(request)} will be overwritten."
+
+
 def restore_buttons(request: OperationRequest) -> Block:
-    sure = _confirm(
-        "Approve this restore?",
-        f"{on(request)} will be overwritten. This cannot be undone.",
-        "Approve",
-        "Not yet",
-    )
+    sure = _confirm("Approve this restore?", _approve_warning(request), "Approve", "Not yet")
     return ActionsBlock(
         block_id=f"restore_decision_{request.id}",
         elements=[
@@ -415,6 +634,19 @@ def restore_buttons(request: OperationRequest) -> Block:
             _button(ids.RESTORE_CANCEL, "Cancel", request),
         ],
     ).to_dict()
+
+
+def undo_button(request: OperationRequest) -> Block:
+    """*Undo restore*: asks for a restore back to the safety snapshot (approved like any)."""
+    return ActionsBlock(
+        block_id=f"restore_undo_{request.id}",
+        elements=[_button(ids.RESTORE_UNDO, "Undo restore", request)],
+    ).to_dict()
+
+
+def _undo(request: OperationRequest) -> list[Block]:
+    """The Undo button, while the restore can be undone."""
+    return [undo_button(request)] if request.undoable else []
 
 
 # -- whole messages -----------------------------------------------------------------------------
@@ -430,7 +662,9 @@ def _api_note(request: OperationRequest) -> str:
 def _restore_blocks(request: OperationRequest, now: datetime) -> list[Block]:
     if request.status is not Status.PENDING_APPROVAL:
         note = _api_note(request) if request.status is Status.RUNNING else ""
-        return [context(f"{note}request #{request.id}")]
+        undone = request.asked.undo_of
+        undoes = f" · undo of request #{undone}" if undone is not None else ""
+        return [*_undo(request), context(f"{note}request #{request.id}{undoes}")]
     have = request.outcome.approvers
     needed = still_needed(request)
     noun = "approval" if needed == 1 else "approvals"
@@ -610,7 +844,7 @@ def outcome_message(
     card = Card(request, now)
     if not direct:
         text = clip(f"{EMOJI[request.status]} {REPLY[request.status](card)}", MAX_FALLBACK)
-        return Message(text, [section(text)])
+        return Message(text, [section(text), *_undo(request)])
     if not request.message_ts:  # no card (Slack refused it): the DM is the whole story
         text = f"{card_text(request, now)} (in {_channel(request)})"
         more = [b for b in MORE[request.action](request, now) if b["type"] != "actions"]
@@ -620,6 +854,64 @@ def outcome_message(
     head = clip(said, MAX_FALLBACK - len(where) - 3)
     text = f"{head} · {where}"
     return Message(text, [section(text)])
+
+
+# -- notes in the card's thread: what the bot did later on its own ---------------------------
+
+
+def _kept_for(request: OperationRequest) -> str:
+    """` after 7 days`: how long the safety snapshot was kept ("" when not known)."""
+    taken, until = request.outcome.safety_taken_at, request.outcome.safety_keep_until
+    if taken is None or until is None or until <= taken:
+        return ""
+    seconds = (until - taken).total_seconds()
+    if seconds < DAY:
+        return f" after {span(seconds)}"
+    return f" after {plural(int(seconds / DAY + 0.5), 'day')}"
+
+
+def _safety_deleted(request: OperationRequest) -> str:
+    return (
+        f":wastebasket: Safety snapshot {safety_ref(request)} deleted{_kept_for(request)} as "
+        f"planned{_no_more_undo(request)}."
+    )
+
+
+def _safety_gone(request: OperationRequest) -> str:
+    return (
+        f":wastebasket: Safety snapshot {safety_ref(request)} was already gone from VPS.org "
+        f"when vpsbot came to delete it{_kept_for(request)}{_no_more_undo(request)}."
+    )
+
+
+def _safety_not_ours(request: OperationRequest) -> str:
+    ident = request.outcome.safety_id
+    which = f"Snapshot id `{ident}`" if ident is not None else "Its id"
+    stopped = " and no longer offers *Undo restore*" if _was_undoable(request) else ""
+    return (
+        f":warning: {which} now names another snapshot, not the safety snapshot "
+        f"`{safety_name(request.id)}` of this restore, so vpsbot left it alone{stopped}."
+    )
+
+
+# A note's code (the outbox row's payload) -> its words.
+NOTES: dict[str, Callable[[OperationRequest], str]] = {
+    "safety_deleted": _safety_deleted,
+    "safety_gone": _safety_gone,
+    "safety_not_ours": _safety_not_ours,
+}
+
+
+def note_message(request: OperationRequest, note: str, now: datetime) -> Message:
+    """A note in the request's thread about something the bot did later on its own (deleting
+    the safety snapshot after its keep period). A code this version does not know reads as a
+    neutral line."""
+    said = NOTES.get(note)
+    if said is not None:
+        text = said(request)
+    else:
+        text = f":information_source: An update on request #{request.id} (`{safe(note, 40)}`)."
+    return Message(clip(text, MAX_FALLBACK), [section(text)])
 
 
 # -- the request's card could not be posted: tell the requester how to fix it ---------------------
@@ -677,4 +969,4 @@ def card_not_posted_message(
     return Message(clip(text, MAX_FALLBACK), [section(text)])
 
 
-__all__ = ["card_not_posted_message", "outcome_message", "request_message"]
+__all__ = ["card_not_posted_message", "note_message", "outcome_message", "request_message"]

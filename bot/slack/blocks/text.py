@@ -52,6 +52,19 @@ def safe(text: str, limit: int = 200) -> str:
     return escape(clip(text, limit)).replace("`", BACKTICK_STAND_IN)
 
 
+def safe_within(text: str, limit: int) -> str:
+    """Like `safe`, but `limit` bounds the escaped text (never cutting an entity in half):
+    for outside words in a line whose end must survive any clipping after it."""
+    escaped = safe(text, len(text))
+    if len(escaped) <= limit:
+        return escaped
+    cut = escaped[: limit - 1]
+    entity = cut.rfind("&")
+    if entity != -1 and ";" not in cut[entity:]:
+        cut = cut[:entity]
+    return cut + "…"
+
+
 def size(mb: int | None) -> str:
     if mb is None:
         return "size not known yet"
@@ -69,7 +82,7 @@ def _half_up(value: float) -> int:
     return int(value + 0.5)
 
 
-def _plural(count: int, unit: str) -> str:
+def plural(count: int, unit: str) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
@@ -90,7 +103,7 @@ def span(seconds: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     hours = _half_up(seconds / HOUR)
     days, hours = divmod(hours, 24)
-    return f"{_plural(days, 'day')} {hours} h" if hours else _plural(days, "day")
+    return f"{plural(days, 'day')} {hours} h" if hours else plural(days, "day")
 
 
 def _distance(seconds: float) -> str | None:
@@ -98,7 +111,7 @@ def _distance(seconds: float) -> str | None:
     None for about a day (the caller says 'yesterday' or 'tomorrow')."""
     minutes = _half_up(seconds / MINUTE)
     if minutes < 60:
-        return _plural(max(minutes, 1), "minute")
+        return plural(max(minutes, 1), "minute")
     hours = _half_up(seconds / HOUR)
     if hours < 24:
         words = "an hour" if hours == 1 else f"{hours} hours"
