@@ -171,10 +171,12 @@ _EMOJI_CODE = re.compile(r":([a-z0-9_+-]+):")
 EMOJI = {
     "arrows_counterclockwise": "🔄",
     "boom": "💥",
+    "camera_with_flash": "📸",
     "closed_lock_with_key": "🔐",
     "desktop_computer": "🖥️",
     "hourglass": "⌛",
     "hourglass_flowing_sand": "⏳",
+    "information_source": "ℹ️",
     "leftwards_arrow_with_hook": "↩️",
     "mag": "🔍",
     "no_entry": "⛔",
@@ -192,6 +194,7 @@ PRESS = {
     ids.RESTORE_APPROVE: "approve",
     ids.RESTORE_DENY: "deny",
     ids.RESTORE_CANCEL: "cancel",
+    ids.RESTORE_UNDO: "undo",
 }
 # `press <word> N` for a request whose card this demo has not shown: the button it most likely
 # means (a card shown since the demo started tells which `cancel` it is).
@@ -200,6 +203,7 @@ BUTTONS = {
     "cancel": ids.DELETE_CANCEL,
     "approve": ids.RESTORE_APPROVE,
     "deny": ids.RESTORE_DENY,
+    "undo": ids.RESTORE_UNDO,
 }
 
 
@@ -285,7 +289,8 @@ DEMO_HELP = """Type a slash command as you would in Slack, for example:
   /backup list 12345 manual
   /snapshot delete 798              then: press delete <request #>
   /snapshot restore 801 bad update  then: as U0000BOB, press approve <request #>
-`press <button> <request #>` clicks a button (delete, cancel, approve, deny);
+                                    (a safety snapshot first; once done: press undo <request #>)
+`press <button> <request #>` clicks a button (delete, cancel, approve, deny, undo);
 `as <user id>` types as another person (a Slack user id such as U0000BOB);
 `help` shows this; `quit` (or Ctrl-D) leaves."""
 
