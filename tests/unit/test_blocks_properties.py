@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from bot.domain.errors import NotAllowed, UsageError, VpsApiError
 from bot.domain.lifecycle import Status
 from bot.domain.model import Action, Backup, BackupType, Kind, OperationRequest, ServerRef, Snapshot
-from bot.domain.outcomes import Asked, Failure, Outcome, Why
+from bot.domain.outcomes import Asked, Failure, Outcome, SafetyPlan, SafetyRemoval, SafetyStep, Why
 from bot.services.listings import BackupList, SnapshotList
 from bot.slack import blocks
 from bot.slack.errors import describe
@@ -91,6 +91,9 @@ requests = st.builds(
         target_size_mb=sizes,
         target_status=text,
         card_not_posted=text,
+        safety=st.none() | st.sampled_from(SafetyPlan),
+        server_snapshots=st.none() | st.integers(0, 100),
+        undo_of=st.none() | ids_,
     ),
     outcome=st.builds(
         Outcome,
@@ -101,6 +104,13 @@ requests = st.builds(
         took_seconds=st.none() | st.integers(0, 10**7),
         # a reason recorded as a sentence by an older version, or any failure code and its data
         failure=st.none() | text.map(lambda t: Failure(Why.LEGACY, detail=t)) | failures,
+        started_at=st.none() | moments,
+        safety_step=st.none() | st.sampled_from(SafetyStep),
+        safety_id=st.none() | ids_,
+        safety_taken_at=st.none() | moments,
+        safety_keep_until=st.none() | moments,
+        safety_removed=st.none() | st.sampled_from(SafetyRemoval),
+        safety_removed_at=st.none() | moments,
     ),
 )
 
@@ -243,6 +253,10 @@ def test_request_messages_stay_within_limits(
         (
             blocks.outcome_message(request, now, direct=True),
             blocks.outcome_message(tamed, now, direct=True),
+        ),
+        *(
+            (blocks.note_message(request, note, now), blocks.note_message(tamed, note, now))
+            for note in ("safety_deleted", "safety_gone", "safety_not_ours")
         ),
     ):
         check_limits(message)
