@@ -29,6 +29,10 @@ IN_PROGRESS = "in_progress"
 COMPLETED = "completed"
 
 
+# Where a restore that VPS.org accepted can end (the server may have been overwritten).
+FINISHED_RESTORE = frozenset({Status.SUCCEEDED, Status.FAILED, Status.NEEDS_ATTENTION})
+
+
 def safety_name(request_id: int) -> str:
     """The name of the safety snapshot taken before restore request #`request_id`: how the
     bot finds it again after a crash, and knows it for one of its own."""
@@ -152,13 +156,11 @@ class OperationRequest:
 
     @property
     def undoable(self) -> bool:
-        """A finished restore whose safety snapshot is there to go back to: it succeeded, or
-        VPS.org accepted it and then the bot lost track (needs_attention), and the bot has not
-        let go of the snapshot."""
+        """A finished restore whose safety snapshot is there to go back to: VPS.org accepted
+        the restore (it then succeeded, failed, or the bot lost track of it), and the bot has
+        not let go of the snapshot."""
         outcome = self.outcome
-        restored = self.status is Status.SUCCEEDED or (
-            self.status is Status.NEEDS_ATTENTION and outcome.started_at is not None
-        )
+        restored = self.status in FINISHED_RESTORE and outcome.started_at is not None
         return (
             self.action is Action.RESTORE
             and restored

@@ -39,6 +39,8 @@ class Why(StrEnum):
     SAFETY_GONE = "safety_gone"  # it is no longer listed (or no longer the bot's)
     SAFETY_TIMEOUT = "safety_timeout"  # still not complete after `seconds` (status, or detail)
     SAFETY_UNCONFIRMED = "safety_unconfirmed"  # its POST got no usable answer and none is listed
+    SAFETY_NAME_TAKEN = "safety_name_taken"  # a snapshot the bot did not make has its name
+    RESUMED_LATE = "resumed_late"  # the bot stopped `seconds` before it could restore
     LEGACY = "legacy"  # recorded as a sentence by an older version (detail: that sentence)
 
 
@@ -124,6 +126,8 @@ class Outcome:
     first_failure_at: datetime | None = None
     safety_step: SafetyStep | None = None  # a restore's safety snapshot, while it executes
     safety_id: int | None = None  # the safety snapshot VPS.org made
+    safety_asked_at: datetime | None = None  # when its POST was about to be sent (`posting`)
+    safety_looked_at: datetime | None = None  # the tracker's last look at it while it was made
     safety_taken_at: datetime | None = None  # when VPS.org took its POST
     safety_ready_at: datetime | None = None  # when it was seen `completed`
     safety_keep_until: datetime | None = None  # when the bot deletes it

@@ -56,6 +56,9 @@ class Policy:
     restore_seen_within: timedelta = timedelta(minutes=2)
     safety_snapshot: bool = True  # snapshot the server before each restore (Undo)
     safety_keep: timedelta = timedelta(days=7)  # then the bot deletes its safety snapshot
+    # An approved restore the bot was not working on for longer than this (it was stopped) is
+    # not sent when it comes back: what was written meanwhile would be lost unasked.
+    resume_within: timedelta = timedelta(minutes=15)
 
     def next_tick(self, after: datetime) -> datetime:
         """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by
@@ -114,12 +117,14 @@ async def end(
     at: datetime,
     notify: Collection[str] = EVERYWHERE,
     actor_id: str | None = None,
+    holder: str | None = None,
 ) -> bool:
     """Apply `event` to `request` (compare-and-set, audited) with its new outcome and the
     messages it causes, in the caller's transaction (not committed here). Leases are handed
-    back. False when another transaction moved the request first."""
+    back. False when another transaction moved the request first (or, with `holder`, when
+    that instance no longer holds its lease)."""
     transition = request.move(event, at=at, actor_id=actor_id)
-    return await apply(uow, request, transition, outcome, notify=notify)
+    return await apply(uow, request, transition, outcome, notify=notify, holder=holder)
 
 
 async def apply(
@@ -129,6 +134,7 @@ async def apply(
     outcome: Outcome,
     *,
     notify: Collection[str] = (),
+    holder: str | None = None,
     **changes: object,
 ) -> bool:
     """`requests.apply` with the outcome and the messages the move causes. The lease is
@@ -140,7 +146,9 @@ async def apply(
             why["status"] = failure.status
         transition = replace(transition, detail={**why, **transition.detail})
     leases: dict[str, object] = {"lease_owner": None, "lease_until": None}
-    won = await uow.requests.apply(transition, outcome=outcome, **(leases | changes))
+    won = await uow.requests.apply(
+        transition, holder=holder, outcome=outcome, **(leases | changes)
+    )
     if won:
         moved = replace(request, status=transition.target, outcome=outcome)
         for kind in notify:
@@ -161,12 +169,22 @@ async def finish(
     *,
     notify: Collection[str] = EVERYWHERE,
     actor_id: str | None = None,
+    holding: bool = False,
 ) -> bool:
-    """`end` in a transaction of its own, retried while the database stalls."""
+    """`end` in a transaction of its own, retried while the database stalls. `holding`: only
+    while this instance holds the request's lease (work it may have been overtaken on)."""
+    holder = life.owner if holding else None
 
     async def write(uow: UnitOfWork) -> bool:
         return await end(
-            uow, request, event, outcome, at=life.clock(), notify=notify, actor_id=actor_id
+            uow,
+            request,
+            event,
+            outcome,
+            at=life.clock(),
+            notify=notify,
+            actor_id=actor_id,
+            holder=holder,
         )
 
     return await persist(life, write, f"the end of request #{request.id}")

@@ -101,17 +101,26 @@ class RequestStore(Protocol):
         meanwhile) and read those not in a FINAL status, oldest first."""
         ...
 
-    async def apply(self, transition: Transition, **changes: Any) -> bool:
-        """Compare-and-set the move, and write its audit row with it; True when it won."""
+    async def apply(
+        self, transition: Transition, *, holder: str | None = None, **changes: Any
+    ) -> bool:
+        """Compare-and-set the move (and, with `holder`, only while that instance holds the
+        lease), and write its audit row with it; True when it won."""
         ...
 
     async def change(self, request_id: int, **changes: Any) -> None: ...
 
     async def step(
-        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+        self,
+        request_id: int,
+        owner: str,
+        *,
+        at: datetime,
+        detail: dict[str, Any] | None,
+        **changes: Any,
     ) -> bool:
         """Set fields of an `executing` request only while `owner` holds its lease, with a
-        `safety_snapshot` audit row; True when it did."""
+        `safety_snapshot` audit row (unless `detail` is None); True when it did."""
         ...
 
     async def renew(self, request_id: int, owner: str, until: datetime) -> None:
@@ -119,7 +128,7 @@ class RequestStore(Protocol):
         ...
 
     async def restores_of(self, kind: Kind, target_id: int) -> list[OperationRequest]:
-        """The restores from this snapshot or backup that have not ended for good."""
+        """The restores from this snapshot or backup waiting for approval or under way."""
         ...
 
     async def claim_due(

@@ -30,6 +30,7 @@ from bot.domain.errors import (
 from bot.domain.lifecycle import UNDER_WAY, Event, Status
 from bot.domain.model import (
     COMPLETED,
+    FINISHED_RESTORE,
     Action,
     Backup,
     Kind,
@@ -400,6 +401,10 @@ async def resume(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> Non
     restore call perhaps sent: read the server, never call again."""
     step = request.outcome.safety_step
     if safety.needed(request):  # POSTING commits before the POST: nothing was sent
+        stopped = safety.late(life, request.updated_at, life.clock())  # since it was claimed
+        if stopped is not None:
+            await finish(life, request, Event.FAIL, request.outcome.but(failure=stopped))
+            return
         await execute(vps, life, request)
     elif step is SafetyStep.POSTING:
         async with holding_lease(life, request.id):
@@ -417,7 +422,8 @@ async def _restore(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> N
     """The safety snapshot is complete: check again (minutes have passed), then restore."""
     refused = await _precheck(vps, request)
     if refused is not None:
-        await finish(life, request, Event.FAIL, request.outcome.but(failure=refused))
+        outcome = request.outcome.but(failure=refused)
+        await finish(life, request, Event.FAIL, outcome, holding=True)
         return
     await _call(vps, life, request)
 
@@ -559,7 +565,7 @@ def _nothing_to_undo(original: OperationRequest) -> NotAllowed:
         return NothingToUndo(
             f"{label} took no safety snapshot ({why}), so there is nothing to go back to."
         )
-    if original.status not in (Status.SUCCEEDED, Status.NEEDS_ATTENTION):
+    if original.status not in FINISHED_RESTORE:
         return NothingToUndo(f"{label} has not finished restoring: Undo is offered once it has.")
     return NothingToUndo(f"{label} was not restored at VPS.org, so there is nothing to undo.")
 

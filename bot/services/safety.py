@@ -34,6 +34,7 @@ from bot.services.lifecycle import (
     Policy,
     audit_call,
     finish,
+    holding_lease,
     persist,
     record_call,
 )
@@ -84,18 +85,20 @@ async def _step(
     life: Lifecycle,
     request: OperationRequest,
     outcome: Outcome,
-    detail: dict[str, Any],
+    detail: dict[str, Any] | None,
+    *,
+    notify: bool = True,
     **changes: object,
 ) -> bool:
     """Record a step (only while this instance holds the request's lease), with an update of
-    the card; retried while the database stalls."""
+    the card (`notify`); retried while the database stalls."""
     now = life.clock()
 
     async def write(uow: UnitOfWork) -> bool:
         won = await uow.requests.step(
             request.id, life.owner, at=now, detail=detail, outcome=outcome, **changes
         )
-        if won:
+        if won and notify:
             uow.outbox.add("update", {"event": "safety"}, at=now, request_id=request.id)
         return won
 
@@ -105,23 +108,38 @@ async def _step(
 async def _fail(
     life: Lifecycle, request: OperationRequest, failure: Failure, event: Event = Event.FAIL
 ) -> None:
-    await finish(life, request, event, request.outcome.but(failure=failure))
+    """End the request, told everywhere; only while this instance holds its lease (one that
+    was overtaken while it worked writes nothing: the new holder decides)."""
+    await finish(life, request, event, request.outcome.but(failure=failure), holding=True)
+
+
+def late(life: Lifecycle, since: datetime | None, now: datetime) -> Failure | None:
+    """The bot was not working on this approved restore for longer than `resume_within` (it
+    was stopped): going on now would lose what was written on the server meanwhile, unasked."""
+    if since is None or now - since <= life.policy.resume_within:
+        return None
+    return Failure(Why.RESUMED_LATE, seconds=int((now - since).total_seconds()))
 
 
 def _following(
-    life: Lifecycle, request: OperationRequest, snapshot_id: int, now: datetime
-) -> tuple[Outcome, dict[str, object]]:
+    life: Lifecycle,
+    request: OperationRequest,
+    snapshot_id: int,
+    now: datetime,
+    looked_at: datetime | None = None,
+) -> tuple[Outcome, dict[str, Any]]:
     """The outcome and the columns of a safety snapshot VPS.org has taken: followed by the
     tracker from the next tick (lease released), for at most `follow_for`; deleted after
-    `safety_keep`."""
+    `safety_keep`. `looked_at`: when the bot last worked on it (default: now)."""
     keep_until = now + life.policy.safety_keep
     outcome = request.outcome.but(
         safety_step=SafetyStep.FOLLOWING,
         safety_id=snapshot_id,
         safety_taken_at=now,
+        safety_looked_at=looked_at or now,
         safety_keep_until=keep_until,
     )
-    columns: dict[str, object] = {
+    columns: dict[str, Any] = {
         "safety_delete_at": keep_until,
         "next_check_at": life.policy.next_tick(now),
         "expires_at": now + life.policy.follow_for,
@@ -142,14 +160,15 @@ async def take(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
     except VpsApiError as error:
         await _fail(life, request, Failure(Why.CHECK_FAILED, detail=error.detail))
         return
-    mine = next((s for s in listed if _ours(request, s)), None)
-    if mine is not None:  # already there (taken before a crash of an older step): adopt it
-        await _adopt(life, request, mine.id, how="found")
+    if any(_ours(request, s) for s in listed):
+        # not this request's: `posting` commits before the POST, so none was sent for it (one
+        # of another installation's, or from before the database was recreated)
+        await _fail(life, request, Failure(Why.SAFETY_NAME_TAKEN))
         return
     if len(listed) >= MAX_SNAPSHOTS_PER_SERVER:  # reached since the card was posted
         await _fail(life, request, Failure(Why.SAFETY_LIMIT, count=len(listed)))
         return
-    posting = request.outcome.but(safety_step=SafetyStep.POSTING)
+    posting = request.outcome.but(safety_step=SafetyStep.POSTING, safety_asked_at=life.clock())
     if not await _step(life, request, posting, {"step": "posting"}):
         return  # another instance took the request over: it reads back what happened
     request = replace(request, outcome=posting)
@@ -187,27 +206,37 @@ async def take(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
     await persist(life, record, f"the safety snapshot of request #{request.id}")
 
 
-async def _adopt(life: Lifecycle, request: OperationRequest, snapshot_id: int, how: str) -> None:
-    outcome, columns = _following(life, request, snapshot_id, life.clock())
-    detail = {"step": "following", "snapshot_id": snapshot_id, "how": how}
-    await _step(life, request, outcome, detail, **columns)
+# VPS.org's clock and the bot's may differ: a snapshot made up to this long before its POST
+# was about to be sent is still taken for the one it made; one older is not.
+CLOCK_SKEW = timedelta(minutes=10)
 
 
 async def read_back(vps: VpsApi, life: Lifecycle, request: OperationRequest, cause: str) -> None:
     """The POST may have been sent (no usable answer, or the bot stopped while sending it):
-    look for the snapshot by its name, never POST again. Found: follow it. Not listed, or the
-    listing fails: a person has to look, and nothing was restored."""
+    look for the snapshot by its name, never POST again. Found (made after the POST was
+    asked for): follow it, judged late or not from then. Not listed, or the listing fails: a
+    person has to look, and nothing was restored."""
     try:
         listed = await _server_snapshots(vps, request)
     except VpsApiError as error:
         failure = Failure(Why.SAFETY_UNCONFIRMED, detail=cause, read_detail=error.detail)
         await _fail(life, request, failure, Event.LOSE)
         return
-    mine = next((s for s in listed if _ours(request, s)), None)
+    asked = request.outcome.safety_asked_at
+    mine = next(
+        (
+            s
+            for s in listed
+            if _ours(request, s) and (asked is None or s.created_at >= asked - CLOCK_SKEW)
+        ),
+        None,
+    )
     if mine is None:
         await _fail(life, request, Failure(Why.SAFETY_UNCONFIRMED, detail=cause), Event.LOSE)
         return
-    await _adopt(life, request, mine.id, how="read_back")
+    outcome, columns = _following(life, request, mine.id, life.clock(), looked_at=asked)
+    detail = {"step": "following", "snapshot_id": mine.id, "how": "read_back"}
+    await _step(life, request, outcome, detail, **columns)
 
 
 async def follow(
@@ -215,9 +244,14 @@ async def follow(
 ) -> OperationRequest | None:
     """One look at a safety snapshot being made (the tracker's, holding the lease). Returns
     the request moved to READY when it is `completed`: the restore is to be sent now, by the
-    caller. None when it goes on later, or the request ended (nothing restored)."""
+    caller. None when it goes on later, or the request ended (nothing restored). Every write
+    is made only while this instance still holds the lease."""
     now = life.clock()
     outcome = request.outcome
+    stopped = late(life, outcome.safety_looked_at or outcome.safety_taken_at, now)
+    if stopped is not None:
+        await _fail(life, request, stopped)
+        return None
     try:
         listed = await _server_snapshots(vps, request)
     except VpsApiError as error:
@@ -226,18 +260,10 @@ async def follow(
             return None
         failures = outcome.poll_failures + 1
         wait = min(life.policy.poll_interval * (2**failures), life.policy.max_poll_backoff)
-        later = outcome.but(
-            poll_failures=failures, first_failure_at=outcome.first_failure_at or now
-        )
-        await _step(
-            life,
-            request,
-            later,
-            {"step": "unread", "detail": error.detail[:200]},
-            next_check_at=life.policy.next_tick(now + wait - life.policy.poll_interval),
-            lease_owner=None,
-            lease_until=None,
-        )
+        first = outcome.first_failure_at or now
+        unread = outcome.but(poll_failures=failures, first_failure_at=first, safety_looked_at=now)
+        later = life.policy.next_tick(now + wait - life.policy.poll_interval)
+        await _hand_back(life, request, unread, later)
         return None
     mine = next((s for s in listed if s.id == outcome.safety_id), None)
     if mine is None or not _ours(request, mine):
@@ -247,11 +273,12 @@ async def follow(
         ready = outcome.but(
             safety_step=SafetyStep.READY,
             safety_ready_at=now,
+            safety_looked_at=now,
             poll_failures=0,
             first_failure_at=None,
         )
-        detail = {"step": "ready", "snapshot_id": mine.id}
-        if not await _step(life, request, ready, detail, next_check_at=None):
+        reached = {"step": "ready", "snapshot_id": mine.id}
+        if not await _step(life, request, ready, reached, next_check_at=None):
             return None
         return replace(request, outcome=ready)
     if mine.status not in STILL_WORKING:
@@ -260,23 +287,30 @@ async def follow(
     if request.is_expired(now):
         await _fail(life, request, _timeout(request, now, status=mine.status))
         return None
-    await _keep(life, request, now)
+    looked = outcome.but(poll_failures=0, first_failure_at=None, safety_looked_at=now)
+    await _hand_back(life, request, looked, life.policy.next_tick(now))
     return None
 
 
-async def _keep(life: Lifecycle, request: OperationRequest, now: datetime) -> None:
-    """Still being made: look again at the next tick, lease handed back (no card update)."""
-
-    async def write(uow: UnitOfWork) -> None:
-        await uow.requests.change(
-            request.id,
-            outcome=request.outcome.but(poll_failures=0, first_failure_at=None),
-            next_check_at=life.policy.next_tick(now),
-            lease_owner=None,
-            lease_until=None,
-        )
-
-    await persist(life, write, f"the safety snapshot of request #{request.id}")
+async def _hand_back(
+    life: Lifecycle,
+    request: OperationRequest,
+    outcome: Outcome,
+    next_check_at: datetime,
+) -> None:
+    """Still being made: look again at `next_check_at`, the lease handed back, the card as it
+    is (no audit row for each look); nothing at all if another instance took the request over
+    meanwhile."""
+    await _step(
+        life,
+        request,
+        outcome,
+        None,
+        notify=False,
+        next_check_at=next_check_at,
+        lease_owner=None,
+        lease_until=None,
+    )
 
 
 def _timeout(
@@ -293,8 +327,8 @@ def _timeout(
 async def clean_up(vps: VpsApi, life: Lifecycle, owner: str) -> int:
     """Delete the safety snapshots whose keep period is over (the tracker, every tick).
     Only the bot's own: listed under the recorded id, named `pre-restore-<id>`, on the
-    restored server. One that an open restore request targets (an Undo waiting for approval)
-    waits until that request ends. Returns how many were let go of."""
+    restored server. One that an open restore request targets (an Undo waiting for approval,
+    or under way) waits until that request ends. Returns how many were let go of."""
     now = life.clock()
     async with life.uow() as uow:
         due = await uow.requests.claim_due(
@@ -309,7 +343,8 @@ async def clean_up(vps: VpsApi, life: Lifecycle, owner: str) -> int:
     done = 0
     for request in due:
         try:
-            done += await _clean_one(vps, life, request)
+            async with holding_lease(life, request.id):
+                done += await _clean_one(vps, life, request)
         except Exception:  # one request must not stop the others, nor the tracker
             log.exception("could not clean up the safety snapshot of request #%d", request.id)
     return done
@@ -317,14 +352,10 @@ async def clean_up(vps: VpsApi, life: Lifecycle, owner: str) -> int:
 
 async def _clean_one(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> int:
     snapshot_id = request.outcome.safety_id
-    async with life.uow() as uow:
-        waiting = (
-            []
-            if snapshot_id is None
-            else await uow.requests.restores_of(Kind.SNAPSHOT, snapshot_id)
-        )
     if snapshot_id is None or request.server is None:
         return await _let_go(life, request, None)
+    async with life.uow() as uow:
+        waiting = await uow.requests.restores_of(Kind.SNAPSHOT, snapshot_id)
     if waiting:  # an Undo from it is open: keep it until that one ends
         await _later(life, request, life.policy.poll_interval * 4)
         return 0
@@ -344,10 +375,20 @@ async def _clean_one(vps: VpsApi, life: Lifecycle, request: OperationRequest) ->
         return await _let_go(life, request, SafetyRemoval.GONE)
     except VpsApiError as error:
         await record_call(life, request, error)
+        if error.outcome_unknown and await _gone(vps, request, snapshot_id):
+            return await _let_go(life, request, SafetyRemoval.DELETED)  # it did, after all
         await _later(life, request, CLEANUP_RETRY)
         return 0
     await record_call(life, request, call)
     return await _let_go(life, request, SafetyRemoval.DELETED)
+
+
+async def _gone(vps: VpsApi, request: OperationRequest, snapshot_id: int) -> bool:
+    """After a DELETE with no usable answer: no longer listed (False when unreadable)."""
+    try:
+        return all(s.id != snapshot_id for s in await _server_snapshots(vps, request))
+    except VpsApiError:
+        return False
 
 
 async def _later(life: Lifecycle, request: OperationRequest, wait: timedelta) -> None:

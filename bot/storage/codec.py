@@ -138,6 +138,8 @@ def load_outcome(data: dict[str, Any]) -> Outcome:
         first_failure_at=_moment(data.get("first_failure_at")),
         safety_step=_enum(SafetyStep, data.get("safety_step")),
         safety_id=_int(data.get("safety_id")),
+        safety_asked_at=_moment(data.get("safety_asked_at")),
+        safety_looked_at=_moment(data.get("safety_looked_at")),
         safety_taken_at=_moment(data.get("safety_taken_at")),
         safety_ready_at=_moment(data.get("safety_ready_at")),
         safety_keep_until=_moment(data.get("safety_keep_until")),

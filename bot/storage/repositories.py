@@ -200,7 +200,9 @@ class RequestRepository:
         )
         return [_request(r) for r in (await self._session.scalars(query)).all()]
 
-    async def apply(self, transition: Transition, **changes: Any) -> bool:
+    async def apply(
+        self, transition: Transition, *, holder: str | None = None, **changes: Any
+    ) -> bool:
         """Apply a move of the state machine: one conditional UPDATE (`WHERE status = from`)
         and, when it matched, the move's audit row, in the caller's transaction. True when
         this call won: of two transactions racing for one request, exactly one matches the
@@ -208,7 +210,9 @@ class RequestRepository:
 
         A move that would put a second restore of one server under way violates
         `uq_requests_one_restore_per_server` and raises RestoreUnderWay (in a savepoint, so
-        the caller's transaction stays usable)."""
+        the caller's transaction stays usable). With `holder`, the move is made only while that
+        instance holds the request's lease (`AND lease_owner = :holder`): one whose lease
+        lapsed and was taken over while it worked writes nothing."""
         values: dict[str, Any] = {"status": transition.target.value, "updated_at": transition.at}
         values |= _columns(changes)
         statement = (
@@ -218,6 +222,8 @@ class RequestRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
+        if holder is not None:
+            statement = statement.where(RequestRecord.lease_owner == holder)
         if transition.target not in UNDER_WAY:
             result = await self._session.execute(statement)
         else:
@@ -242,7 +248,13 @@ class RequestRepository:
         return won
 
     async def step(
-        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+        self,
+        request_id: int,
+        owner: str,
+        *,
+        at: datetime,
+        detail: dict[str, Any] | None,
+        **changes: Any,
     ) -> bool:
         """Record a step of an executing request's work (its safety snapshot) that only the
         holder of its lease may take: one conditional UPDATE (`WHERE status = 'executing' AND
@@ -259,7 +271,7 @@ class RequestRepository:
             .execution_options(synchronize_session=False)
         )
         won = bool(cast(CursorResult[Any], result).rowcount == 1)
-        if won:
+        if won and detail is not None:
             self._session.add(
                 AuditRecord(
                     created_at=at, event="safety_snapshot", request_id=request_id, detail=detail
@@ -278,13 +290,14 @@ class RequestRepository:
         )
 
     async def restores_of(self, kind: Kind, target_id: int) -> list[OperationRequest]:
-        """The restores from this snapshot or backup that have not ended for good."""
+        """The restores from this snapshot or backup waiting for approval or under way."""
+        open_ = [Status.PENDING_APPROVAL.value, *(s.value for s in UNDER_WAY)]
         query = (
             select(RequestRecord)
             .where(RequestRecord.action == Action.RESTORE.value)
             .where(RequestRecord.kind == kind.value)
             .where(RequestRecord.target_id == target_id)
-            .where(RequestRecord.status.not_in([s.value for s in FINAL]))
+            .where(RequestRecord.status.in_(open_))
             .order_by(RequestRecord.id)
         )
         return [_request(r) for r in (await self._session.scalars(query)).all()]

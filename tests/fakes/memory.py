@@ -268,11 +268,16 @@ class FakeRequests:
         await asyncio.sleep(0)  # a database answers later: others run meanwhile
         return found
 
-    async def apply(self, transition: Transition, **changes: Any) -> bool:
-        """Compare-and-set on the status, with the move's audit row when it wins."""
+    async def apply(
+        self, transition: Transition, *, holder: str | None = None, **changes: Any
+    ) -> bool:
+        """Compare-and-set on the status (and the lease's holder, when given), with the
+        move's audit row when it wins."""
         _check_changeable(changes)
         row = await self._writable(transition.request_id)
         if row is None or row.request.status is not transition.source:
+            return False
+        if holder is not None and row.lease_owner != holder:
             return False
         if transition.target in UNDER_WAY:
             self._check_one_restore(row.request)
@@ -310,7 +315,13 @@ class FakeRequests:
             _set(row, changes)
 
     async def step(
-        self, request_id: int, owner: str, *, at: datetime, detail: dict[str, Any], **changes: Any
+        self,
+        request_id: int,
+        owner: str,
+        *,
+        at: datetime,
+        detail: dict[str, Any] | None,
+        **changes: Any,
     ) -> bool:
         """Set fields of an executing request only while `owner` holds its lease."""
         _check_changeable(changes)
@@ -319,7 +330,8 @@ class FakeRequests:
             return False
         _set(row, changes)
         row.request = replace(row.request, updated_at=at)
-        self._audit.record("safety_snapshot", at=at, request_id=request_id, detail=detail)
+        if detail is not None:
+            self._audit.record("safety_snapshot", at=at, request_id=request_id, detail=detail)
         return True
 
     async def renew(self, request_id: int, owner: str, until: datetime) -> None:
@@ -334,7 +346,7 @@ class FakeRequests:
             if row.request.action is Action.RESTORE
             and row.request.kind is kind
             and row.request.target_id == target_id
-            and row.request.status not in FINAL
+            and row.request.status in (UNDER_WAY | {Status.PENDING_APPROVAL})
         ]
 
     async def claim_due(

@@ -427,3 +427,133 @@ async def test_the_clean_up_waits_for_an_undo_that_is_waiting_for_approval(
     await safety.clean_up(vps, life, OWNER)
     assert not [call for call in mutations(vps) if call[0] == "DELETE"]
     assert store.request(done.id).undoable
+
+
+# -- found by the review: overtaken instances, names in use, late resumes, failed restores ----
+
+
+@pytest.mark.parametrize("snapshot_status", ["in_progress", "error"])
+async def test_an_instance_overtaken_while_following_writes_nothing(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock, snapshot_status: str
+) -> None:
+    """A paused between its claim and its write while B took the request over (its lease
+    lapsed): A's look at the snapshot changes nothing, whatever it saw; B decides."""
+    request, _ = await ask(vps, life)
+    await restores.approve(vps, life, NOBODY, BOB, request.id, CHANNEL)
+    made = safety_snapshot(vps, request)
+    complete(vps, made, snapshot_status)
+    clock.now += timedelta(seconds=15)
+    following = store.request(request.id)
+    row = store.requests[request.id]
+    row.lease_owner, row.lease_until = "B", clock.now + timedelta(seconds=10)  # B holds it now
+    queued = len(store.queued(request.id))
+
+    assert await safety.follow(vps, life, following) is None  # A, late
+    after = store.requests[request.id]
+    assert after.request.status is Status.EXECUTING
+    assert after.request.outcome == following.outcome
+    assert after.lease_owner == "B"
+    assert len(store.queued(request.id)) == queued  # nobody told anything
+    assert mutations(vps) == [("POST", "/snapshots/")]
+
+
+async def test_a_snapshot_already_named_after_the_request_is_never_taken_for_its_own(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    request, _ = await ask(vps, life)
+    vps.add_snapshot(SERVER, f"pre-restore-{request.id}")  # another installation's
+    await restores.approve(vps, life, NOBODY, BOB, request.id, CHANNEL)
+    failed = store.request(request.id)
+    assert failed.status is Status.FAILED
+    assert failed.outcome.failure is not None
+    assert failed.outcome.failure.why is Why.SAFETY_NAME_TAKEN
+    assert mutations(vps) == []
+    await tick(vps, life, clock, seconds=8 * 24 * 3600)
+    assert mutations(vps) == []  # and never deleted
+
+
+async def test_a_read_back_ignores_a_snapshot_made_long_before_the_post(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    request = await claimed(vps, life, store)
+    vps.add_snapshot(SERVER, f"pre-restore-{request.id}")  # a month old by the time of the POST
+    clock.now += timedelta(days=30)
+    crash(store, request.id, clock, safety_step=SafetyStep.POSTING, safety_asked_at=clock.now)
+    await tick(vps, life, clock)
+    after = store.request(request.id)
+    assert after.status is Status.NEEDS_ATTENTION
+    assert after.outcome.failure is not None
+    assert after.outcome.failure.why is Why.SAFETY_UNCONFIRMED
+    assert after.outcome.safety_id is None
+    assert mutations(vps) == []
+
+
+async def test_a_restore_is_not_sent_when_the_bot_comes_back_days_later(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    request, _ = await ask(vps, life)
+    await restores.approve(vps, life, NOBODY, BOB, request.id, CHANNEL)
+    complete(vps, safety_snapshot(vps, request))
+    await tick(vps, life, clock, seconds=3 * 24 * 3600)  # the bot was down for three days
+    failed = store.request(request.id)
+    assert failed.status is Status.FAILED
+    assert failed.outcome.failure is not None
+    assert failed.outcome.failure.why is Why.RESUMED_LATE
+    assert failed.outcome.failure.seconds >= 3 * 24 * 3600
+    assert mutations(vps) == [("POST", "/snapshots/")]  # no restore
+    assert store.requests[request.id].safety_delete_at is not None  # still cleaned up later
+
+
+async def test_a_restore_claimed_before_a_long_outage_is_not_started_late(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    request = await claimed(vps, life, store)
+    clock.now += timedelta(days=1)
+    crash(store, request.id, clock)
+    await tick(vps, life, clock)
+    failed = store.request(request.id)
+    assert failed.status is Status.FAILED
+    assert failed.outcome.failure is not None
+    assert failed.outcome.failure.why is Why.RESUMED_LATE
+    assert mutations(vps) == []
+
+
+async def test_a_restore_that_reached_vps_org_and_failed_can_be_undone(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    request, _ = await ask(vps, life)
+    await restores.approve(vps, life, NOBODY, BOB, request.id, CHANNEL)
+    complete(vps, safety_snapshot(vps, request))
+    await tick(vps, life, clock)
+    vps.servers[SERVER] = replace(vps.servers[SERVER], status="error")
+    await tick(vps, life, clock)
+    failed = store.request(request.id)
+    assert failed.status is Status.FAILED
+    assert failed.undoable
+    undo = await restores.undo(vps, life, AS_BOB, request.id)
+    assert undo.target_id == failed.outcome.safety_id
+
+
+async def test_an_undo_that_needs_attention_does_not_keep_the_snapshot_for_ever(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    done = await restored(vps, life, store, clock)
+    undo = await restores.undo(vps, life, AS_BOB, done.id)
+    row = store.requests[undo.id]
+    row.request = replace(row.request, status=Status.NEEDS_ATTENTION)
+    await tick(vps, life, clock, seconds=8 * 24 * 3600)
+    assert ("DELETE", f"/snapshots/{done.outcome.safety_id}/") in mutations(vps)
+
+
+async def test_a_delete_whose_answer_is_lost_is_recorded_as_deleted_when_it_is_gone(
+    vps: FakeVps, life: Lifecycle, store: MemoryStore, clock: Clock
+) -> None:
+    done = await restored(vps, life, store, clock)
+    vps.fail_next("delete_snapshot", Unavailable("timed out", status=None), after=True)
+    await tick(vps, life, clock, seconds=8 * 24 * 3600)
+    gone = store.request(done.id)
+    assert gone.outcome.safety_removed is SafetyRemoval.DELETED
+    assert ("note", {"note": "safety_deleted"}, done.id) in store.queued(done.id)
+    assert [call for call in mutations(vps) if call[0] == "DELETE"] == [
+        ("DELETE", f"/snapshots/{done.outcome.safety_id}/")
+    ]

@@ -35,7 +35,7 @@ from tests.fakes.slack import SlackStandIn
 NOW = datetime(2025, 1, 18, 12, 0, tzinfo=UTC)
 WEB = ServerRef(12345, "web-server-01")
 SERVER = "*web-server-01* (`12345`)"
-SAFETY_WHYS = [why for why in Why if why.value.startswith("safety_")]
+SAFETY_WHYS = [why for why in Why if why.value.startswith("safety_") or why is Why.RESUMED_LATE]
 
 
 def restore(status: Status, **kw: Any) -> OperationRequest:
@@ -81,6 +81,7 @@ READY = {
     "safety_taken_at": NOW - timedelta(days=7),
     "safety_ready_at": NOW - timedelta(days=7) + timedelta(minutes=2),
     "safety_keep_until": NOW,
+    "started_at": NOW - timedelta(days=7) + timedelta(minutes=3),  # VPS.org took the restore
 }
 
 
@@ -254,9 +255,15 @@ def test_an_undoable_restore_offers_undo_on_its_card_and_in_its_thread(status: S
         (done(safety_step=None, safety_id=None), "no safety snapshot"),
         (with_asked(done(safety_step=None, safety_id=None), safety=SafetyPlan.OFF), "off"),
         (done(safety_step=SafetyStep.FOLLOWING), "the restore call was never reached"),
-        (done(Status.FAILED, failure=Failure(Why.API_REFUSED, detail="no")), "failed"),
+        (
+            done(Status.FAILED, failure=Failure(Why.API_REFUSED, detail="no"), started_at=None),
+            "refused: never restored",
+        ),
         (done(Status.RUNNING), "still running"),
-        (done(Status.NEEDS_ATTENTION, failure=Failure(Why.BOT_STOPPED)), "perhaps never sent"),
+        (
+            done(Status.NEEDS_ATTENTION, failure=Failure(Why.BOT_STOPPED), started_at=None),
+            "perhaps never sent",
+        ),
         (
             done(Status.NEEDS_ATTENTION, failure=Failure(Why.UNREADABLE), started_at=NOW),
             "accepted, then lost track of",
@@ -307,6 +314,7 @@ def test_a_failed_restore_says_when_its_safety_snapshot_is_deleted() -> None:
         Status.FAILED,
         failure=Failure(Why.API_REFUSED, detail="Server is locked"),
         safety_keep_until=NOW + timedelta(days=7),
+        started_at=None,
     )
     text = card(failed)
     assert "VPS.org refused: Server is locked; nothing was restored." in text
@@ -473,7 +481,7 @@ def test_a_note_counts_the_days_kept_or_leaves_them_out() -> None:
 
 
 def test_a_note_about_a_restore_that_never_ran_does_not_talk_of_undo() -> None:
-    failed = done(Status.FAILED, failure=Failure(Why.API_REFUSED, detail="no"))
+    failed = done(Status.FAILED, failure=Failure(Why.API_REFUSED, detail="no"), started_at=None)
     text = blocks.note_message(failed, "safety_deleted", NOW).text
     assert text.endswith("deleted after 7 days as planned.")
     assert "Undo" not in blocks.note_message(failed, "safety_not_ours", NOW).text

@@ -186,6 +186,15 @@ SAFETY: dict[Why, Callable[[Failure, OperationRequest], str]] = {
     Why.SAFETY_GONE: lambda f, r: "the safety snapshot disappeared before the restore",
     Why.SAFETY_TIMEOUT: _safety_timeout,
     Why.SAFETY_UNCONFIRMED: _safety_unconfirmed,
+    Why.SAFETY_NAME_TAKEN: lambda f, r: (
+        f"a snapshot named {safety_name(r.id)} that this request did not make is already on the "
+        "server, so the safety snapshot could not be told apart from it (rename or delete that "
+        "one, then ask again)"
+    ),
+    Why.RESUMED_LATE: lambda f, r: (
+        f"the bot was stopped for {span(f.seconds)} before it could restore, and does not go on "
+        "that late unasked: what was written on the server meanwhile would be lost (ask again)"
+    ),
 }
 
 
