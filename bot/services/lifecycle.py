@@ -146,9 +146,7 @@ async def apply(
             why["status"] = failure.status
         transition = replace(transition, detail={**why, **transition.detail})
     leases: dict[str, object] = {"lease_owner": None, "lease_until": None}
-    won = await uow.requests.apply(
-        transition, holder=holder, outcome=outcome, **(leases | changes)
-    )
+    won = await uow.requests.apply(transition, holder=holder, outcome=outcome, **(leases | changes))
     if won:
         moved = replace(request, status=transition.target, outcome=outcome)
         for kind in notify:

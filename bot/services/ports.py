@@ -117,9 +117,10 @@ class RequestStore(Protocol):
         *,
         at: datetime,
         detail: dict[str, Any] | None,
+        status: Status = Status.EXECUTING,
         **changes: Any,
     ) -> bool:
-        """Set fields of an `executing` request only while `owner` holds its lease, with a
+        """Set fields of a request in `status` only while `owner` holds its lease, with a
         `safety_snapshot` audit row (unless `detail` is None); True when it did."""
         ...
 

@@ -88,7 +88,7 @@ async def _step(
     detail: dict[str, Any] | None,
     *,
     notify: bool = True,
-    **changes: object,
+    **changes: Any,
 ) -> bool:
     """Record a step (only while this instance holds the request's lease), with an update of
     the card (`notify`); retried while the database stalls."""

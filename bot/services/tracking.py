@@ -195,9 +195,15 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
             assert verdict.event is not None
             if await end(uow, request, verdict.event, verdict.outcome, at=now):
                 report.finished += 1
+        # what was seen is written only while this instance still holds the claim: one that
+        # stalled past its lease must not overwrite what another instance decided meanwhile
         for request, seen in keep:
-            await uow.requests.change(
+            await uow.requests.step(
                 request.id,
+                owner,
+                at=now,
+                detail=None,
+                status=Status.RUNNING,
                 outcome=seen.but(poll_failures=0, first_failure_at=None),
                 next_check_at=policy.next_tick(now),
                 lease_owner=None,
@@ -207,8 +213,12 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
             failures = request.outcome.poll_failures + 1
             wait = min(policy.poll_interval * (2**failures), policy.max_poll_backoff)
             first = request.outcome.first_failure_at or now
-            await uow.requests.change(
+            await uow.requests.step(
                 request.id,
+                owner,
+                at=now,
+                detail=None,
+                status=Status.RUNNING,
                 next_check_at=policy.next_tick(now + wait - policy.poll_interval),
                 outcome=request.outcome.but(poll_failures=failures, first_failure_at=first),
                 lease_owner=None,

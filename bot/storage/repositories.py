@@ -254,18 +254,20 @@ class RequestRepository:
         *,
         at: datetime,
         detail: dict[str, Any] | None,
+        status: Status = Status.EXECUTING,
         **changes: Any,
     ) -> bool:
-        """Record a step of an executing request's work (its safety snapshot) that only the
-        holder of its lease may take: one conditional UPDATE (`WHERE status = 'executing' AND
-        lease_owner = :owner`) and, when it matched, a `safety_snapshot` audit row with
-        `detail`. False when another instance took the request over (its lease lapsed): that
-        instance decides from what this one committed, so a step is never taken twice."""
+        """Record a step of a request's work (its safety snapshot, a look at an operation) that
+        only the holder of its lease may take: one conditional UPDATE (`WHERE status = :status
+        AND lease_owner = :owner`, `executing` by default) and, when it matched and `detail` is
+        given, a `safety_snapshot` audit row with it. False when another instance took the
+        request over (its lease lapsed): that instance decides from what this one committed,
+        so a step is never taken twice."""
         values = {"updated_at": at} | _columns(changes)
         result = await self._session.execute(
             update(RequestRecord)
             .where(RequestRecord.id == request_id)
-            .where(RequestRecord.status == Status.EXECUTING.value)
+            .where(RequestRecord.status == status.value)
             .where(RequestRecord.lease_owner == owner)
             .values(**values)
             .execution_options(synchronize_session=False)

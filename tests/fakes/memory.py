@@ -321,12 +321,13 @@ class FakeRequests:
         *,
         at: datetime,
         detail: dict[str, Any] | None,
+        status: Status = Status.EXECUTING,
         **changes: Any,
     ) -> bool:
         """Set fields of an executing request only while `owner` holds its lease."""
         _check_changeable(changes)
         row = await self._writable(request_id)
-        if row is None or row.request.status is not Status.EXECUTING or row.lease_owner != owner:
+        if row is None or row.request.status is not status or row.lease_owner != owner:
             return False
         _set(row, changes)
         row.request = replace(row.request, updated_at=at)
