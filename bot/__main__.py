@@ -1,4 +1,5 @@
-"""Command line: `python -m bot serve | socket | worker | check | demo | simulator | db upgrade`."""
+"""Command line: `python -m bot serve | socket | worker | check | demo | simulator | db upgrade |
+audit`."""
 
 from __future__ import annotations
 
@@ -139,6 +140,47 @@ def db_upgrade(settings: Settings) -> None:
     print(f"database {asyncio.run(upgrade())}")
 
 
+def audit(settings: Settings, since: str, server: str | None, form: str) -> int:
+    """The audit trail since a day (UTC midnight), as CSV or JSON lines on stdout: the rows
+    `/vpsbot audit` uploads, for auditors without Slack. Reads only; the schema must be there."""
+    from datetime import UTC, datetime
+
+    from bot.domain.operations import parse_id
+    from bot.preflight import check_database
+    from bot.services import reports
+    from bot.storage.database import Database, head_revision
+    from bot.storage.unit_of_work import SqlUnitOfWork
+
+    try:
+        start = datetime.strptime(since, "%Y-%m-%d").replace(tzinfo=UTC)
+    except ValueError:
+        print(f"vpsbot: --since {since[:40]!r} is not a date: expected YYYY-MM-DD", file=sys.stderr)
+        return 2
+    server_id = parse_id(server) if server is not None else None
+    if server is not None and server_id is None:
+        print(f"vpsbot: --server {server[:40]!r} is not a server id (a number)", file=sys.stderr)
+        return 2
+
+    async def read() -> list[reports.AuditRow]:
+        database = Database(settings.async_database_url)
+        try:
+            finding = await check_database(settings, database, upgrade=False)
+            if not finding.ok:
+                raise finding.error()
+            if not finding.detail.endswith(f"schema at {head_revision()} (current)"):
+                raise StartupError(f"nothing to export: {finding.detail}")  # no file, no schema
+            return await reports.audit_rows(
+                lambda: SqlUnitOfWork(database.sessions), since=start, server_id=server_id
+            )
+        finally:
+            await database.dispose()
+
+    rows = asyncio.run(read())
+    sys.stdout.write(reports.to_csv(rows) if form == "csv" else reports.to_jsonl(rows))
+    sys.stdout.flush()
+    return 0
+
+
 def check() -> int:
     """Every check, as a short table; 0 only when all pass."""
     from bot.preflight import Finding, check_all, table
@@ -196,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     sim.add_argument("--token", default=os.environ.get("VPS_API_TOKEN"))
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
+    trail = commands.add_parser(
+        "audit", help="write the audit trail since a day to stdout (CSV or JSON lines)"
+    )
+    trail.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="from this day (UTC)")
+    trail.add_argument("--server", metavar="ID", help="only the requests of this server")
+    trail.add_argument("--format", choices=["csv", "jsonl"], default="csv")
     args = parser.parse_args(argv)
 
     from bot.logs import configure
@@ -210,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
             demo(_settings(None), args.database)
         elif args.command == "db":
             db_upgrade(_settings(None))
+        elif args.command == "audit":
+            return audit(_settings(None), args.since, args.server, args.format)
         elif args.command == "serve":
             serve(_settings("serve"))
         elif args.command == "socket":

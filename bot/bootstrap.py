@@ -112,6 +112,7 @@ def build(
         operators=settings.vpsbot_operators,
         safety_snapshot=settings.vpsbot_safety_snapshot,
         safety_keep=timedelta(days=settings.vpsbot_safety_snapshot_days),
+        reminder_after=timedelta(minutes=settings.reminder_after),
     )
     client = web_client(reveal(settings.slack_bot_token), settings.slack_api_url)
     services = Services(

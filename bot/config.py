@@ -31,6 +31,7 @@ EXPECTED = {
     "PORT": "a port number from 1 to 65535",
     "VPSBOT_REQUIRED_APPROVALS": "a whole number from 1 to 10",
     "VPSBOT_APPROVAL_TTL": "a number of minutes greater than 0",
+    "VPSBOT_REMINDER_AFTER": "a number of minutes, 0 or more (0 turns reminders off)",
     "VPSBOT_POLL_INTERVAL": "a number of seconds greater than 0",
     "VPSBOT_API_TIMEOUT": "a number of seconds greater than 0, at most 60",
     "VPSBOT_DIRECTORY_TTL": "a number of seconds from 0 to 3600",
@@ -108,6 +109,9 @@ class Settings(BaseSettings):
     vpsbot_approvers: IdList = ()
     vpsbot_required_approvals: int = Field(default=1, ge=1, le=10)
     vpsbot_approval_ttl: float = Field(default=30.0, gt=0)
+    # minutes after which a restore still waiting gets its one reminder; unset: half the TTL;
+    # 0: no reminders
+    vpsbot_reminder_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     vpsbot_poll_interval: float = Field(default=15.0, gt=0)
     vpsbot_require_reason: bool = False
     vpsbot_channels: IdList = ()
@@ -199,6 +203,13 @@ class Settings(BaseSettings):
         if "sslmode" in url.query:  # libpq's spelling, which asyncpg does not take
             raise ValueError("use ?ssl=require (asyncpg), not ?sslmode=")
         return value
+
+    @property
+    def reminder_after(self) -> float:
+        """Minutes after which a waiting restore is reminded (0: never)."""
+        if self.vpsbot_reminder_after is None:
+            return self.vpsbot_approval_ttl / 2
+        return self.vpsbot_reminder_after
 
     @property
     def async_database_url(self) -> str:

@@ -290,3 +290,127 @@ def test_an_unwritable_sqlite_database_is_one_line_not_a_traceback(
     assert str(database) in line
     assert "DATABASE_URL" in line
     assert "writable" in line  # what to do
+
+
+# -- python -m bot audit --------------------------------------------------------------------------
+
+
+async def _audited_database(tmp_path: Path) -> None:
+    """Two restores (of two servers) and a command, written in March and in May 2025."""
+    from datetime import UTC, datetime
+
+    from bot.config import async_database_url
+    from bot.domain.lifecycle import Status
+    from bot.domain.model import Action, Kind, ServerRef
+    from bot.storage.database import Database
+    from bot.storage.unit_of_work import SqlUnitOfWork
+
+    database = Database(async_database_url(f"sqlite:///{tmp_path / 'cli.db'}"))
+    await database.upgrade()
+    march, may = datetime(2025, 3, 4, 9, 15, tzinfo=UTC), datetime(2025, 5, 6, 10, 30, tzinfo=UTC)
+    async with SqlUnitOfWork(database.sessions) as uow:
+        for at, server, target in (
+            (march, ServerRef(12345, "web-server-01"), 801),
+            (may, ServerRef(67890, "=db-01"), 802),
+        ):
+            request = await uow.requests.add(
+                kind=Kind.SNAPSHOT,
+                action=Action.RESTORE,
+                status=Status.PENDING_APPROVAL,
+                requester_id="U0000ALIC",
+                channel_id="C0000TEST",
+                at=at,
+                server=server,
+                target_id=target,
+                reason="bad deploy",
+            )
+            uow.audit.record(
+                "request",
+                at=at,
+                actor_id="U0000ALIC",
+                channel_id="C0000TEST",
+                request_id=request.id,
+                detail={"action": "restore", "reason": 'bad deploy, "quoted"'},
+            )
+            uow.audit.record(
+                "vote",
+                at=at,
+                actor_id="U0000BOBB",
+                channel_id="C0000TEST",
+                request_id=request.id,
+                detail={"decision": "approve"},
+            )
+        uow.audit.record("command", at=may, actor_id="U0000CARL", detail={"outcome": "ok"})
+        await uow.commit()
+    await database.dispose()
+
+
+def _audit(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "audit", *args],
+        cwd=ROOT,
+        env=_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_audit_writes_the_trail_since_a_day_as_csv(tmp_path: Path) -> None:
+    import csv
+    import io
+    import json
+
+    await _audited_database(tmp_path)
+    result = _audit(tmp_path, "--since", "2025-03-01")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [(r["time"], r["event"], r["actor"], r["server_name"], r["outcome"]) for r in rows] == [
+        ("2025-03-04T09:15:00Z", "request", "U0000ALIC", "web-server-01", "restore"),
+        ("2025-03-04T09:15:00Z", "vote", "U0000BOBB", "web-server-01", "approve"),
+        ("2025-05-06T10:30:00Z", "request", "U0000ALIC", "'=db-01", "restore"),  # no formula
+        ("2025-05-06T10:30:00Z", "vote", "U0000BOBB", "'=db-01", "approve"),
+        ("2025-05-06T10:30:00Z", "command", "U0000CARL", "", "ok"),
+    ]
+    assert rows[0]["request"] == "1"
+    assert rows[0]["server_id"] == "12345"
+    assert (rows[0]["kind"], rows[0]["target_id"]) == ("snapshot", "801")
+    assert json.loads(rows[0]["detail"]) == {"action": "restore", "reason": 'bad deploy, "quoted"'}
+
+    later = _audit(tmp_path, "--since", "2025-04-01")
+    assert [r["time"][:7] for r in csv.DictReader(io.StringIO(later.stdout))] == ["2025-05"] * 3
+
+
+async def test_audit_of_one_server_as_json_lines(tmp_path: Path) -> None:
+    import json
+
+    await _audited_database(tmp_path)
+    result = _audit(tmp_path, "--since", "2025-01-01", "--server", "12345", "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [(r["event"], r["actor"], r["server_id"]) for r in lines] == [
+        ("request", "U0000ALIC", 12345),
+        ("vote", "U0000BOBB", 12345),
+    ]
+    assert lines[1]["detail"] == {"decision": "approve"}
+    assert lines[1]["server_name"] == "web-server-01"
+
+
+@pytest.mark.parametrize("since", ["2025-13-01", "yesterday", "2025-3-4x"])
+def test_audit_with_a_bad_date_is_one_line_and_exit_2(tmp_path: Path, since: str) -> None:
+    result = _audit(tmp_path, "--since", since)
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("vpsbot: --since")
+    assert "expected YYYY-MM-DD" in line
+    assert result.stdout == ""
+
+
+def test_audit_without_a_database_says_so_and_creates_none(tmp_path: Path) -> None:
+    result = _audit(tmp_path, "--since", "2025-01-01")
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("vpsbot: nothing to export")
+    assert "no file yet" in line
+    assert not (tmp_path / "cli.db").exists()

@@ -11,6 +11,8 @@ MAX_SNAPSHOTS_PER_SERVER = 5
 MAX_MANUAL_BACKUPS_PER_SERVER = 10
 MAX_SNAPSHOT_NAME = 64
 MAX_DESCRIPTION = 500
+DEFAULT_AUDIT_DAYS = 30
+MAX_AUDIT_DAYS = 3650
 
 _ID = re.compile(r"[0-9]{1,10}")
 _SNAPSHOT_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_SNAPSHOT_NAME}}}")
@@ -80,3 +82,33 @@ Intent = (
     | RequestRestore
     | RequestDelete
 )
+
+
+# -- `/vpsbot`: what the bot has seen and decided, looked up -------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ShowVpsbotHelp:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class ShowPending:
+    """The restore requests waiting for approval."""
+
+
+@dataclass(frozen=True, slots=True)
+class ShowRequest:
+    """One request's whole history."""
+
+    request_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExportAudit:
+    """The audit trail of the last `days` days, as a file."""
+
+    days: int = DEFAULT_AUDIT_DAYS
+
+
+VpsbotIntent = ShowVpsbotHelp | ShowPending | ShowRequest | ExportAudit

@@ -133,6 +133,8 @@ class Outcome:
     safety_keep_until: datetime | None = None  # when the bot deletes it
     safety_removed: SafetyRemoval | None = None  # how the bot let go of it
     safety_removed_at: datetime | None = None
+    reminded_at: datetime | None = None  # when a waiting restore's one reminder was queued
+    deny_reason: str = ""  # what the approver who denied it said (optional)
 
     def but(self, **changes: object) -> Self:
         """A copy with `changes` (dataclasses.replace, named for reading)."""

@@ -59,6 +59,15 @@ class Policy:
     # An approved restore the bot was not working on for longer than this (it was stopped) is
     # not sent when it comes back: what was written meanwhile would be lost unasked.
     resume_within: timedelta = timedelta(minutes=15)
+    # A restore still waiting this long after it was asked gets one reminder in its thread.
+    # None: half of approval_ttl; zero: no reminders.
+    reminder_after: timedelta | None = None
+
+    @property
+    def reminder_delay(self) -> timedelta | None:
+        """How long after it was asked a waiting restore is reminded; None: never."""
+        delay = self.approval_ttl / 2 if self.reminder_after is None else self.reminder_after
+        return delay if delay > timedelta(0) else None
 
     def next_tick(self, after: datetime) -> datetime:
         """The first poll tick after `after`. Ticks sit on one grid of the wall clock shared by

@@ -151,6 +151,10 @@ class RequestStore(Protocol):
 
     async def in_status(self, *statuses: Status) -> list[OperationRequest]: ...
 
+    async def recent(self, limit: int, statuses: Collection[Status]) -> list[OperationRequest]:
+        """At most `limit` requests in `statuses`, the latest changed first."""
+        ...
+
 
 class OutboxEntry(Protocol):
     @property

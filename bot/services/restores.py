@@ -9,6 +9,7 @@ own, not after a timeout, not after a crash.
 from __future__ import annotations
 
 import logging
+import unicodedata
 from dataclasses import replace
 from datetime import datetime
 
@@ -38,9 +39,9 @@ from bot.domain.model import (
     Snapshot,
     safety_name,
 )
-from bot.domain.operations import RequestRestore
+from bot.domain.operations import MAX_DESCRIPTION, RequestRestore
 from bot.domain.outcomes import Asked, Failure, Outcome, SafetyPlan, SafetyRemoval, SafetyStep, Why
-from bot.services import safety
+from bot.services import reminders, safety
 from bot.services.access import is_member
 from bot.services.kinds import KINDS, find_target, target_name
 from bot.services.lifecycle import (
@@ -80,7 +81,7 @@ async def _clear_the_way(uow: UnitOfWork, server_id: int, now: datetime) -> None
     conflicting = []
     for other in await uow.requests.lock_restores(server_id):
         if other.status is Status.PENDING_APPROVAL and other.is_expired(now):
-            if await end(uow, other, Event.EXPIRE, other.outcome, at=now, notify=UPDATE):
+            if await _expire(uow, other, now):
                 continue
             raise ConflictingRestore(other)  # cannot happen while its row is held: refuse
         if other.status in CONFLICTING:
@@ -139,6 +140,10 @@ async def request_restore(
             expires_at=now + life.policy.approval_ttl,
             required_approvals=life.policy.required_approvals,
         )
+        # due for its one reminder then (never after its expiry: the sweeper uses it too)
+        remind = reminders.first_check(life.policy, now, request.expires_at)
+        if remind is not None:
+            await uow.requests.change(request.id, next_check_at=remind)
         uow.audit.record(
             "request",
             at=now,
@@ -188,8 +193,24 @@ async def _expire_if_due(
         request = await _locked_restore(uow, request_id, channel_id)
         if request.status is not Status.PENDING_APPROVAL or not request.is_expired(clicked_at):
             return
-        await end(uow, request, Event.EXPIRE, request.outcome, at=now, notify=UPDATE)
+        await _expire(uow, request, now)
         await uow.commit()
+
+
+async def _expire(uow: UnitOfWork, request: OperationRequest, now: datetime) -> bool:
+    """Expire a waiting request in the caller's transaction: its card says so and, for a
+    restore, its requester gets a DM (nothing was restored). False when another transaction
+    decided it first."""
+    if not await end(uow, request, Event.EXPIRE, request.outcome, at=now, notify=UPDATE):
+        return False
+    if request.action is Action.RESTORE:
+        uow.outbox.add(
+            "dm",
+            {"event": Status.EXPIRED.value, "user": request.requester_id},
+            at=now,
+            request_id=request.id,
+        )
+    return True
 
 
 async def approve(
@@ -263,6 +284,9 @@ async def _claim(
                 outcome,
                 lease_owner=life.owner,
                 lease_until=now + EXECUTION_LEASE,
+                # no longer waiting for its reminder: due for the tracker at once should this
+                # instance die (reconcile_stale claims through the same due filter)
+                next_check_at=None,
             )
         except RestoreUnderWay:  # the vote is not recorded: the transaction rolls back
             raise RestoreUnderWay(
@@ -282,8 +306,11 @@ async def deny(
     request_id: int,
     channel_id: str,
     clicked_at: datetime | None = None,
+    reason: str = "",
 ) -> None:
-    """An eligible approver ends the request; the requester's own Deny counts as Cancel."""
+    """An eligible approver ends the request, with an optional `reason` (recorded, shown on
+    the card and in the requester's DM); the requester's own Deny counts as Cancel."""
+    reason = _deny_reason(reason)
     clicked_at = clicked_at or life.clock()
     await _expire_if_due(life, request_id, channel_id, clicked_at)
     async with life.uow() as uow:
@@ -307,18 +334,33 @@ async def deny(
             actor_id=voter_id,
             channel_id=channel_id,
             request_id=request.id,
-            detail={"decision": "deny"},
+            detail={"decision": "deny", "reason": reason or None},
         )
         await end(
             uow,
             request,
             Event.DENY,
-            request.outcome.but(decided_by=voter_id),
+            request.outcome.but(decided_by=voter_id, deny_reason=reason),
             at=now,
             notify=("update", "dm"),
             actor_id=voter_id,
         )
         await uow.commit()
+
+
+async def asks_reason(life: Lifecycle, request_id: int, voter_id: str) -> bool:
+    """Whether `voter_id`'s Deny should ask for a reason first: a restore still waiting for
+    approval that is not their own (the requester's Deny is a Cancel, done at once; one
+    already decided is refused at once). Reads only."""
+    async with life.uow() as uow:
+        request = await uow.requests.get(request_id)
+    return (
+        request is not None
+        and request.action is Action.RESTORE
+        and request.status is Status.PENDING_APPROVAL
+        and request.requester_id != voter_id
+        and not request.is_expired(life.clock())
+    )
 
 
 async def cancel(
@@ -346,6 +388,21 @@ async def cancel(
             actor_id=user_id,
         )
         await uow.commit()
+
+
+def _deny_reason(text: str) -> str:
+    """A denial's reason as typed, spaces and line breaks collapsed: at most MAX_DESCRIPTION
+    characters of plain text (Slack's modal allows no more; a forged submission is refused,
+    and nothing is denied)."""
+    text = " ".join(text.split())
+    if len(text) > MAX_DESCRIPTION or any(
+        unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in text
+    ):
+        raise UsageError(
+            f"A reason is at most {MAX_DESCRIPTION} characters of plain text; nothing was denied.",
+            "",
+        )
+    return text
 
 
 def _server_label(request: OperationRequest) -> str:
@@ -609,7 +666,7 @@ async def expire_due(life: Lifecycle) -> int:
             expired_before=now,
         )
         for request in waiting:
-            if await end(uow, request, Event.EXPIRE, request.outcome, at=now, notify=UPDATE):
+            if await _expire(uow, request, now):
                 expired += 1
         await uow.commit()
     return expired
@@ -618,6 +675,7 @@ async def expire_due(life: Lifecycle) -> int:
 __all__ = [
     "NotAllowed",
     "approve",
+    "asks_reason",
     "cancel",
     "deny",
     "execute",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import re
 import weakref
@@ -25,13 +26,13 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from bot.domain.model import Kind
 from bot.services import Services
-from bot.slack import actions, ids
+from bot.slack import actions, home, ids
 from bot.slack.actions import action_listener, on_unknown_action
-from bot.slack.commands import acknowledge_then, command_listener
+from bot.slack.commands import acknowledge_then, command_listener, vpsbot_listener
 from bot.slack.errors import ADMITTED, handle_error
 from bot.slack.inflight import InFlight
 from bot.slack.notifier import is_retryable, slack_error_code
@@ -173,12 +174,21 @@ def _workspaces(body: dict[str, Any], request: AsyncBoltRequest) -> tuple[set[st
 
 # The payload fields the listeners read: objects where Slack sends objects, strings where it
 # sends strings. Anything else is refused before bolt matches a listener.
-_OBJECTS = ("user", "team", "enterprise", "channel", "container")
-_STRINGS = ("type", "response_url", "team_id", "enterprise_id", "user_id", "channel_id", "command")
+_OBJECTS = ("user", "team", "enterprise", "channel", "container", "view", "event")
+_STRINGS = (
+    "type",
+    "response_url",
+    "team_id",
+    "enterprise_id",
+    "user_id",
+    "channel_id",
+    "command",
+    "event_id",
+)
 
 
 def shape_problem(body: object) -> str | None:
-    """Why `body` is not shaped like a slash command or a button click, or None."""
+    """Why `body` is not shaped like a slash command, a button click or an event, or None."""
     if not isinstance(body, dict):
         return "the payload is not an object"
     for name in _OBJECTS:
@@ -289,12 +299,18 @@ def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
     listeners: list[tuple[Callable[..., Any], str | re.Pattern[str], Any]] = [
         (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, s, i)),
         (app.command, "/backup", command_listener(Kind.BACKUP, s, i)),
+        (app.command, "/vpsbot", vpsbot_listener(s, i)),
         (app.action, ids.DELETE_CONFIRM, action_listener(actions.confirm_delete, s, i)),
         (app.action, ids.DELETE_CANCEL, action_listener(actions.cancel_delete, s, i)),
         (app.action, ids.RESTORE_APPROVE, action_listener(actions.approve, s, i)),
         (app.action, ids.RESTORE_DENY, action_listener(actions.deny, s, i)),
         (app.action, ids.RESTORE_CANCEL, action_listener(actions.cancel_restore, s, i)),
         (app.action, ids.RESTORE_UNDO, action_listener(actions.undo, s, i)),
+        (app.view, actions.DENY_VIEW, actions.deny_submission(s, i)),  # Deny's reason modal
+        (app.event, "app_home_opened", home.opened_listener(s, i)),
+        (app.action, ids.HOME_APPROVE, home.click_listener(home.approve, s, i)),
+        (app.action, ids.HOME_DENY, home.click_listener(home.deny, s, i)),
+        (app.action, ids.HOME_CANCEL, home.click_listener(home.cancel, s, i)),
         (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
     ]
     for kind, matcher, work in listeners:
@@ -356,23 +372,63 @@ def _signed(verifier: SignatureVerifier | None, body: bytes, headers: Any) -> bo
     )
 
 
+FORM = "application/x-www-form-urlencoded"  # slash commands and button clicks
+JSON = "application/json"  # the Events API
+MAX_CHALLENGE = 200  # Slack's url_verification challenges are about 50 characters
+
+
+def _event_body(body: bytes) -> dict[str, Any] | None:
+    """An Events API body: a JSON object (None for anything else)."""
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _challenge(event: dict[str, Any]) -> Response | None:
+    """Slack's `url_verification` handshake, answered with its challenge (a 400 for one that
+    is not a short string); None for any other event body."""
+    if event.get("type") != "url_verification":
+        return None
+    challenge = event.get("challenge")
+    if not isinstance(challenge, str) or not 0 < len(challenge) <= MAX_CHALLENGE:
+        return PlainTextResponse("malformed Slack request", 400)
+    return JSONResponse({"challenge": challenge})
+
+
 def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
-    """`POST /slack/events`: the signature is verified (slack_sdk's verifier) before bolt sees
-    the request, so nothing runs for an unsigned one, not even bolt's error handler; bolt then
+    """`POST /slack/events`: the signature is verified (slack_sdk's verifier) before anything
+    else, so nothing runs for an unsigned request, not even bolt's error handler; bolt then
     verifies it again, as it always does.
 
-    Slack sends slash commands and button clicks form-encoded; anything else is refused before
-    bolt sees it, and a body bolt cannot parse or of the wrong shape is a 400, never a stack
+    Slack sends slash commands and button clicks form-encoded, and Events API deliveries as
+    JSON: anything else is refused before bolt sees it. A signed `url_verification` is
+    answered here (it names no workspace for the gate to check); other JSON bodies must be
+    `event_callback`s. A body bolt cannot parse or of the wrong shape is a 400, never a stack
     trace."""
     verifier = _parts[app].verifier
 
     async def slack_events(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind != "application/x-www-form-urlencoded":
-            return PlainTextResponse("expected a form-encoded Slack request", 415)
+        if kind not in (FORM, JSON):
+            return PlainTextResponse("expected a form-encoded or JSON Slack request", 415)
         body = await request.body()
         if not _signed(verifier, body, request.headers):
             return PlainTextResponse("invalid request", 401)
+        if kind == JSON:
+            event = _event_body(body)
+            if event is None:
+                return PlainTextResponse("malformed Slack request", 400)
+            answer = _challenge(event)
+            if answer is not None:
+                return answer
+            if event.get("type") == "app_rate_limited":  # Slack dropped events for a minute
+                log.warning("Slack is rate-limiting the events it sends vpsbot")
+                return PlainTextResponse("", 200)
+            if event.get("type") != "event_callback":
+                log.warning("refused a JSON Slack request that is not an event")
+                return PlainTextResponse("malformed Slack request", 400)
         try:
             bolt_request = to_async_bolt_request(request, body)
         except Exception as error:  # a malformed payload that bolt could not parse

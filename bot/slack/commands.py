@@ -1,35 +1,45 @@
-"""`/snapshot` and `/backup`: ack at once, parse, call one service, respond."""
+"""`/snapshot`, `/backup` and `/vpsbot`: ack at once, parse, call one service, respond."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
+
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from bot.domain.errors import Busy
 from bot.domain.model import Kind
 from bot.domain.operations import (
     CreateBackup,
     CreateSnapshot,
+    ExportAudit,
     Intent,
     ListBackups,
     ListSnapshots,
     RequestDelete,
     RequestRestore,
     ShowHelp,
+    ShowPending,
+    ShowRequest,
+    ShowVpsbotHelp,
+    VpsbotIntent,
 )
 from bot.logs import new_request_id
-from bot.services import Services, listings, operations, restores
+from bot.services import Services, listings, operations, reports, restores
 from bot.services.access import check_channel, check_operator
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
 from bot.slack.inflight import InFlight
-from bot.slack.parsing import parse, usage
+from bot.slack.parsing import parse, parse_vpsbot, usage, vpsbot_usage
 from bot.slack.replies import Reply
+
+log = logging.getLogger(__name__)
 
 
 async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Message | None:
@@ -57,6 +67,55 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             how = usage(intent.kind, "restore")
             await restores.request_restore(services.vps, services.life, actor, intent, how)
             return None
+
+
+async def run_vpsbot(
+    intent: VpsbotIntent, actor: Actor, services: Services, client: Any
+) -> blocks.Message:
+    """Carry out one `/vpsbot` intent; every answer is the caller's alone (the audit file goes
+    to their DM)."""
+    if not isinstance(intent, ShowVpsbotHelp):
+        check_channel(services.policy.channels, actor.channel_id)
+    now = services.life.clock()
+    match intent:
+        case ShowVpsbotHelp():
+            return blocks.vpsbot_help(vpsbot_usage())
+        case ShowPending():
+            found = await reports.pending_restores(services.life, services.directory, actor.user_id)
+            return blocks.pending_message(found, now, actor.user_id, actor.channel_id)
+        case ShowRequest(request_id):
+            history = await reports.request_history(services.life.uow, request_id)
+            return blocks.history_message(history, now)
+        case ExportAudit(days):
+            since = now - timedelta(days=days)
+            rows = await reports.audit_rows(services.life.uow, since=since)
+            return await send_audit(client, actor.user_id, days, since, rows)
+
+
+async def send_audit(
+    client: Any, user_id: str, days: int, since: datetime, rows: list[reports.AuditRow]
+) -> blocks.Message:
+    """The audit rows as a CSV file in the person's DM (slack_sdk's files_upload_v2: Slack's
+    external upload); what they are told, whether it worked or not."""
+    filename = f"vpsbot-audit-{since:%Y%m%d}-{days}d.csv"
+    try:
+        opened = await client.conversations_open(users=user_id)
+        channel = opened["channel"]["id"]
+        await client.files_upload_v2(
+            channel=channel,
+            content=reports.to_csv(rows).encode("utf-8"),
+            filename=filename,
+            title=f"vpsbot audit, last {days} days",
+            initial_comment=blocks.audit_comment(days, len(rows), since),
+        )
+    except SlackApiError as error:
+        code = str(error.response.get("error", "")) if error.response is not None else ""
+        log.warning("could not upload the audit file: %s", code[:40] or "no answer")
+        return blocks.audit_failed_message(code)
+    except (SlackClientError, OSError, KeyError, TypeError) as error:
+        log.warning("could not upload the audit file: %s", type(error).__name__)
+        return blocks.audit_failed_message("")
+    return blocks.audit_sent_message(days, len(rows), filename)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,15 +153,35 @@ def acknowledge_then(
     return listener
 
 
-def command_listener(kind: Kind, services: Services, inflight: InFlight) -> Any:
-    """The work of a slash command, started after the ack (`acknowledge_then`)."""
+# The work of one command: (text, actor, Web API client) -> its reply, or None.
+Execute = Callable[[str, Actor, Any], Awaitable[blocks.Message | None]]
 
+
+def command_listener(kind: Kind, services: Services, inflight: InFlight) -> Any:
+    """The work of `/snapshot` or `/backup`, started after the ack (`acknowledge_then`)."""
+
+    async def execute(text: str, actor: Actor, client: Any) -> blocks.Message | None:
+        return await run(parse(kind, text), actor, services)
+
+    return _listener(kind.value, execute, services, inflight)
+
+
+def vpsbot_listener(services: Services, inflight: InFlight) -> Any:
+    """The work of `/vpsbot`, started after the ack (`acknowledge_then`)."""
+
+    async def execute(text: str, actor: Actor, client: Any) -> blocks.Message | None:
+        return await run_vpsbot(parse_vpsbot(text), actor, services, client)
+
+    return _listener("vpsbot", execute, services, inflight)
+
+
+def _listener(name: str, execute: Execute, services: Services, inflight: InFlight) -> Any:
     async def on_command(command: dict[str, Any], client: Any, arrival: Arrival) -> None:
         new_request_id()
         invocation = Invocation(
             user_id=str(command.get("user_id", "")),
             channel_id=str(command.get("channel_id", "")),
-            command=str(command.get("command", f"/{kind.value}")),
+            command=str(command.get("command", f"/{name}")),
             text=str(command.get("text", "")),
         )
         reply = Reply(
@@ -120,12 +199,12 @@ def command_listener(kind: Kind, services: Services, inflight: InFlight) -> Any:
                 async with services.commands.recording(invocation):
                     if not admitted:
                         raise Busy("vpsbot is handling many requests right now.")
-                    message = await run(parse(kind, invocation.text), actor, services)
+                    message = await execute(invocation.text, actor, client)
             except Exception as error:
                 await reply.fail(error, services)
                 return
             if message is not None:
                 await reply.send(message)
 
-    on_command.__name__ = f"on_{kind.value}_command"
+    on_command.__name__ = f"on_{name}_command"
     return on_command

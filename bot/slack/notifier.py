@@ -10,9 +10,11 @@ import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.domain.lifecycle import Status
 from bot.domain.model import OperationRequest
 from bot.services.ports import Clock, Delivery, DeliveryError
 from bot.slack import blocks
+from bot.slack.blocks.requests import reminder_message
 
 log = logging.getLogger(__name__)
 PERMALINK_SECONDS = 3.0  # at most this long asking for a card's link before a DM goes without
@@ -90,6 +92,8 @@ class SlackNotifier:
             return Delivery(channel, posted.get("ts"))
         if kind == "note":
             return await self._note(payload, request)
+        if kind == "remind":
+            return await self._remind(payload, request)
         message = blocks.request_message(request, now)
         if kind == "update" and request.message_ts:
             await self._client.chat_update(
@@ -103,6 +107,20 @@ class SlackNotifier:
     async def _note(self, payload: dict[str, Any], request: OperationRequest) -> Delivery:
         """A note in the card's thread (in the channel when the card has no ts)."""
         message = blocks.note_message(request, str(payload.get("note", "")), self._clock())
+        posted = await self._client.chat_postMessage(  # thread_ts None: not sent
+            channel=request.channel_id, thread_ts=request.message_ts or None, **message.as_kwargs()
+        )
+        return Delivery(request.channel_id, posted.get("ts"))
+
+    async def _remind(self, payload: dict[str, Any], request: OperationRequest) -> Delivery:
+        """A restore's one reminder, in its card's thread (in the channel when the card has no
+        ts). Not sent when the request was decided after the reminder was queued."""
+        if request.status is not Status.PENDING_APPROVAL:
+            log.info("request %d: no reminder, it is %s", request.id, request.status.value)
+            return Delivery(request.channel_id, None)
+        approvers = payload.get("approvers")
+        listed = [str(a) for a in approvers] if isinstance(approvers, list) else []
+        message = reminder_message(request, listed, self._clock())
         posted = await self._client.chat_postMessage(  # thread_ts None: not sent
             channel=request.channel_id, thread_ts=request.message_ts or None, **message.as_kwargs()
         )

@@ -15,16 +15,23 @@ import unicodedata
 from bot.domain.errors import UsageError
 from bot.domain.model import BackupType, Kind
 from bot.domain.operations import (
+    DEFAULT_AUDIT_DAYS,
+    MAX_AUDIT_DAYS,
     MAX_DESCRIPTION,
     MAX_SNAPSHOT_NAME,
     CreateBackup,
     CreateSnapshot,
+    ExportAudit,
     Intent,
     ListBackups,
     ListSnapshots,
     RequestDelete,
     RequestRestore,
     ShowHelp,
+    ShowPending,
+    ShowRequest,
+    ShowVpsbotHelp,
+    VpsbotIntent,
     is_snapshot_name,
     parse_id,
 )
@@ -286,3 +293,140 @@ def _parse_create(kind: Kind, tail: str) -> Intent:
         raise _fail(kind, "create", f"{quoted(name)} {problem}: expected {NAME_RULE}.")
     description = _free_text(kind, "create", words[2] if len(words) > 2 else "", "description")
     return CreateSnapshot(server_id, name, description)
+
+
+# -- /vpsbot: looking things up ------------------------------------------------------------------
+
+VPSBOT = "vpsbot"
+VPSBOT_GRAMMAR: dict[str, tuple[str, str]] = {
+    "pending": (
+        "pending",
+        "the restores waiting for approval, with Approve / Deny if you may vote",
+    ),
+    "request": ("request <id>", "one request's whole history: who asked, each vote, each call"),
+    "audit": (
+        "audit [days]",
+        f"the audit trail of the last {DEFAULT_AUDIT_DAYS} days (or 1-{MAX_AUDIT_DAYS}) as a "
+        "CSV file in your DM",
+    ),
+    "help": ("help", "show this help"),
+}
+VPSBOT_ALIASES = {
+    "waiting": "pending",
+    "approvals": "pending",
+    "list": "pending",
+    "ls": "pending",
+    "show": "request",
+    "history": "request",
+    "get": "request",
+    "export": "audit",
+    "csv": "audit",
+    "log": "audit",
+    "?": "help",
+    "-h": "help",
+    "--help": "help",
+    "usage": "help",
+}
+
+
+def vpsbot_usage(subcommand: str | None = None) -> str:
+    """Usage lines for one `/vpsbot` subcommand, or for all of them (the help)."""
+    entries = VPSBOT_GRAMMAR
+    chosen = [entries[subcommand]] if subcommand in entries else list(entries.values())
+    return "\n".join(f"`/{VPSBOT} {escape(form)}`: {what}" for form, what in chosen)
+
+
+def _vpsbot_summary() -> str:
+    return "\n".join(f"`/{VPSBOT} {escape(form)}`" for form, _ in VPSBOT_GRAMMAR.values())
+
+
+def _vpsbot_fail(subcommand: str | None, message: str) -> UsageError:
+    return UsageError(message, vpsbot_usage(subcommand) if subcommand else _vpsbot_summary())
+
+
+def _vpsbot_suggestion(word: str) -> str | None:
+    lowered = word.lower()
+    if lowered in VPSBOT_ALIASES:
+        return VPSBOT_ALIASES[lowered]
+    if parse_id(lowered.removeprefix("#")) is not None:
+        return "request"  # `/vpsbot 7`: the subcommand was left out
+    if len(lowered) > 20:
+        return None
+    close = difflib.get_close_matches(lowered, list(VPSBOT_GRAMMAR), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
+def parse_vpsbot(text: str) -> VpsbotIntent:
+    """Parse the text after `/vpsbot`; raise UsageError for anything else."""
+    head, *rest = text.split(maxsplit=1) or ["help"]
+    subcommand = head.lower()
+    known = subcommand in VPSBOT_GRAMMAR
+    if len(text) > MAX_TEXT:
+        raise _vpsbot_fail(
+            subcommand if known else None,
+            f"That command is too long: expected at most {MAX_TEXT} characters "
+            f"(it has {len(text)}).",
+        )
+    if not known:
+        raise _vpsbot_unknown(head)
+    words = rest[0].split() if rest else []
+    if subcommand in ("help", "pending"):
+        if words:
+            raise _vpsbot_fail(
+                subcommand,
+                f"{quoted(words[0])} is one word too many: “{subcommand}” takes nothing after it.",
+            )
+        return ShowVpsbotHelp() if subcommand == "help" else ShowPending()
+    if subcommand == "request":
+        if not words:
+            raise _vpsbot_fail(
+                "request",
+                "The request id is missing: expected a request id (a number, as in “#7”) "
+                "after “request”.",
+            )
+        request_id = _request_id(words[0])
+        _nothing_after(words, "request", "the request id")
+        return ShowRequest(request_id)
+    days = _days(words[0]) if words else DEFAULT_AUDIT_DAYS
+    _nothing_after(words, "audit", "a number of days")
+    return ExportAudit(days)
+
+
+def _vpsbot_unknown(head: str) -> UsageError:
+    message = f"{quoted(head)} is not a /{VPSBOT} subcommand"
+    near = _vpsbot_suggestion(head)
+    if near is None:
+        names = ", ".join(f"“{name}”" for name in VPSBOT_GRAMMAR)
+        return UsageError(f"{message}: expected one of {names}.", _vpsbot_summary())
+    return UsageError(f"{message}. Did you mean “{near}”?", vpsbot_usage(near))
+
+
+def _nothing_after(words: list[str], subcommand: str, what: str) -> None:
+    if len(words) > 1:
+        raise _vpsbot_fail(
+            subcommand,
+            f"{quoted(words[1])} is one word too many: “{subcommand}” takes only {what}.",
+        )
+
+
+def _request_id(word: str) -> int:
+    """A request id as the bot's messages show it (`#7`) or as a bare number."""
+    value = parse_id(word.removeprefix("#"))
+    if value is not None:
+        return value
+    digits = word.removeprefix("#")
+    if digits.isascii() and digits.isdigit():
+        problem = f"ids are 1 to {MAX_ID}"
+    else:
+        problem = "expected a request id (a number, as in “#7”) after “request”"
+    raise _vpsbot_fail("request", f"{quoted(word)} is not a request id: {problem}.")
+
+
+def _days(word: str) -> int:
+    if word.isascii() and word.isdigit() and len(word) <= 6 and 1 <= int(word) <= MAX_AUDIT_DAYS:
+        return int(word)
+    raise _vpsbot_fail(
+        "audit",
+        f"{quoted(word)} is not a number of days: expected a whole number from 1 to "
+        f"{MAX_AUDIT_DAYS} after “audit” (or nothing, for {DEFAULT_AUDIT_DAYS}).",
+    )

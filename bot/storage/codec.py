@@ -145,4 +145,6 @@ def load_outcome(data: dict[str, Any]) -> Outcome:
         safety_keep_until=_moment(data.get("safety_keep_until")),
         safety_removed=_enum(SafetyRemoval, data.get("safety_removed")),
         safety_removed_at=_moment(data.get("safety_removed_at")),
+        reminded_at=_moment(data.get("reminded_at")),
+        deny_reason=_text(data.get("deny_reason")),
     )

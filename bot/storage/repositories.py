@@ -381,6 +381,16 @@ class RequestRepository:
         )
         return [_request(r) for r in (await self._session.scalars(query)).all()]
 
+    async def recent(self, limit: int, statuses: Collection[Status]) -> list[OperationRequest]:
+        """At most `limit` requests in `statuses`, the latest changed first."""
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.status.in_([s.value for s in statuses]))
+            .order_by(RequestRecord.updated_at.desc(), RequestRecord.id.desc())
+            .limit(limit)
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:

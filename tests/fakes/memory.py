@@ -402,6 +402,11 @@ class FakeRequests:
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         return [row.request for row in self._rows() if row.request.status in statuses]
 
+    async def recent(self, limit: int, statuses: Collection[Status]) -> list[OperationRequest]:
+        found = [row.request for row in self._rows() if row.request.status in statuses]
+        found.sort(key=lambda r: (r.updated_at, r.id), reverse=True)
+        return found[:limit]
+
 
 async def _acquire(locks: dict[int, asyncio.Lock], key: int, what: str) -> None:
     lock = locks.setdefault(key, asyncio.Lock())

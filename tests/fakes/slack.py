@@ -26,6 +26,7 @@ from slack_sdk.models.basic_objects import JsonObject
 from slack_sdk.models.blocks import Block
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
 
 from bot import console
 from bot.console import SlackCall, WebFault
@@ -78,6 +79,17 @@ def _type_of(block: Any) -> str:
 
 
 @dataclass(frozen=True)
+class SharedFile:
+    """A file uploaded with Slack's external upload and shared by files.completeUploadExternal."""
+
+    file_id: str
+    title: str
+    content: bytes
+    channel_id: str
+    initial_comment: str
+
+
+@dataclass(frozen=True)
 class Refused:
     """A message the stand-in refused for its blocks: where it was sent, what, and why."""
 
@@ -93,6 +105,13 @@ class SlackStandIn(console.SlackStandIn):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.invalid_blocks: list[Refused] = []  # by this one
+        # Slack's external file upload: files.getUploadURLExternal names an upload_url on
+        # this server, the bytes are posted there, files.completeUploadExternal shares them
+        self.uploads: dict[str, bytes] = {}  # file id -> the bytes posted to its upload_url
+        self.shared: list[SharedFile] = []  # files completed, with where they were shared
+        self.app.router.routes.append(
+            Route("/upload/{file_id}", self._upload, methods=["POST", "PUT"])
+        )
 
     def _refuse(self, method: str, data: dict[str, Any]) -> bool:
         """Record and log a message with invalid blocks; False when its blocks are valid."""
@@ -112,6 +131,51 @@ class SlackStandIn(console.SlackStandIn):
         if method in MESSAGE_METHODS and self._refuse(method, await _data(request)):
             return JSONResponse({"ok": False, "error": "invalid_blocks"})
         return await super()._api(request)  # reads the body again: Starlette keeps it
+
+    def _answer(self, method: str, data: dict[str, Any]) -> dict[str, Any]:
+        if method == "files.getUploadURLExternal":
+            file_id = f"F{len(self.uploads) + len(self.shared) + 1:07d}"
+            self.uploads.setdefault(file_id, b"")
+            return {
+                "ok": True,
+                "upload_url": f"{self.base_url}/upload/{file_id}",
+                "file_id": file_id,
+            }
+        if method == "files.completeUploadExternal":
+            return self._complete_upload(data)
+        return super()._answer(method, data)
+
+    async def _upload(self, request: Request) -> Response:
+        file_id = request.path_params["file_id"]
+        if file_id not in self.uploads:
+            return PlainTextResponse("no such upload", status_code=404)
+        self.uploads[file_id] = await request.body()
+        return PlainTextResponse(f"OK - {len(self.uploads[file_id])}")
+
+    def _complete_upload(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            files = json.loads(str(data.get("files", "[]")))
+        except ValueError:
+            return {"ok": False, "error": "invalid_arguments"}
+        if not isinstance(files, list) or not files:
+            return {"ok": False, "error": "invalid_arguments"}
+        done = []
+        for item in files:
+            file_id = str(item.get("id", "")) if isinstance(item, dict) else ""
+            if file_id not in self.uploads:
+                return {"ok": False, "error": "file_not_found"}
+            title = str(item.get("title") or "")
+            self.shared.append(
+                SharedFile(
+                    file_id,
+                    title,
+                    self.uploads[file_id],
+                    str(data.get("channel_id", "")),
+                    str(data.get("initial_comment", "")),
+                )
+            )
+            done.append({"id": file_id, "title": title})
+        return {"ok": True, "files": done}
 
     async def _response(self, request: Request) -> Response:
         try:
@@ -147,6 +211,7 @@ def every_message_valid() -> Iterator[None]:
 __all__ = [
     "FIXTURES_TEAM",
     "Refused",
+    "SharedFile",
     "SlackCall",
     "SlackStandIn",
     "WebFault",

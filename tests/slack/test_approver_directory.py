@@ -16,6 +16,7 @@ from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, running_stack
 from tests.fakes.slack import SlackStandIn, WebFault
+from tests.slack.modals import deny
 
 DAVE = "U0000DAVE"
 GROUP = "S0000OPS"
@@ -52,7 +53,7 @@ async def test_a_removed_approver_cannot_approve_when_slack_stops_answering(
         await stack.command("restore 801 first")
         [first] = await stack.until(lambda: stack.posts(thread=False), what="the first card")
         first_id = next(b for b in first.data["blocks"] if b["type"] == "actions")["elements"][0]
-        await stack.click(ids.RESTORE_DENY, first_id["value"], user=DAVE)
+        await deny(stack, first_id["value"], DAVE)
         await stack.until(lambda: stack.slack.api_calls("chat.update"), what="the denial")
 
         # he leaves the group, and Slack stops answering usergroups.users.list

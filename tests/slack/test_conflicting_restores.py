@@ -12,6 +12,7 @@ from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault
 from tests.conftest import ALICE, BOB, Stack
+from tests.slack.modals import deny
 
 CAROL = "U0000CARL"
 
@@ -135,7 +136,7 @@ async def test_accepted_once_the_first_is_cancelled(stack: Stack) -> None:
 
 async def test_accepted_once_the_first_is_denied(stack: Stack) -> None:
     first = await ask_restore(stack)
-    await stack.click(ids.RESTORE_DENY, str(first), user=BOB)
+    await deny(stack, str(first), BOB)
     await until_status(stack, first, Status.DENIED)
     second = await ask_restore(stack)
     assert await status_of(stack, second) is Status.PENDING_APPROVAL

@@ -17,6 +17,7 @@ from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from tests.conftest import ALICE, BOB, CHANNEL, Stack
 from tests.fakes.slack import SlackCall, WebFault
+from tests.slack.modals import deny
 
 
 def text_of(call: Any) -> str:
@@ -165,7 +166,7 @@ async def ask_restore(stack: Stack, text: str, command: str = "/snapshot") -> tu
 
 async def test_a_restore_denied_is_dmed_in_one_line_with_a_link(stack: Stack) -> None:
     request_id, _ = await ask_restore(stack, "restore 801 rolling back")
-    await stack.click(ids.RESTORE_DENY, request_id, user=BOB)
+    await deny(stack, request_id, BOB)  # Deny asks for a reason (none given here)
     [dm] = await stack.until(stack.dms, what="the requester's DM")
     card_ts = card(stack).data["ts"]
     assert f"<@{BOB}> denied the restore of *web-server-01*" in text_of(card(stack))

@@ -14,6 +14,7 @@ from bot.slack import ids
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault, Simulator
 from tests.conftest import ALICE, BOB, Stack, running_stack
+from tests.slack.modals import deny
 
 CAROL = "U0000CARL"
 DAVE = "U0000DAVE"
@@ -112,7 +113,7 @@ async def test_a_backup_restore_posts_the_backup_id_to_its_server(stack: Stack) 
 
 async def test_deny_ends_it_and_nothing_is_called(stack: Stack) -> None:
     request_id, _ = await ask_restore(stack)
-    await stack.click(ids.RESTORE_DENY, request_id, user=BOB)
+    await deny(stack, request_id, BOB)  # Deny asks for a reason (none given here)
     [update] = await stack.until(lambda: stack.slack.api_calls("chat.update"), what="update")
     assert f"<@{BOB}> denied the restore" in text_of(update)
     assert await stack.until(stack.dms, what="the requester's DM")

@@ -286,3 +286,106 @@ def test_any_text_is_an_intent_or_a_usage_error(kind: Kind, text: str) -> None:
             | RequestRestore
             | RequestDelete,
         )
+
+
+# -- /vpsbot ------------------------------------------------------------------------------------
+
+from bot.domain.operations import (  # noqa: E402 - the /vpsbot tests, kept together here
+    ExportAudit,
+    ShowPending,
+    ShowRequest,
+    ShowVpsbotHelp,
+    VpsbotIntent,
+)
+from bot.slack.parsing import VPSBOT_GRAMMAR, parse_vpsbot, vpsbot_usage  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ShowVpsbotHelp()),
+        ("  HELP ", ShowVpsbotHelp()),
+        ("pending", ShowPending()),
+        ("Pending", ShowPending()),
+        ("request 7", ShowRequest(7)),
+        ("request #7", ShowRequest(7)),
+        ("request   9999999999", ShowRequest(9_999_999_999)),
+        ("audit", ExportAudit(30)),
+        ("audit 1", ExportAudit(1)),
+        ("audit 3650", ExportAudit(3650)),
+        ("AUDIT 007", ExportAudit(7)),
+    ],
+)
+def test_vpsbot_texts_become_intents(text: str, expected: VpsbotIntent) -> None:
+    assert parse_vpsbot(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "usage_of"),
+    [
+        ("pendng", "“pendng” is not a /vpsbot subcommand. Did you mean “pending”?", "pending"),
+        ("waiting", "Did you mean “pending”?", "pending"),
+        ("7", "“7” is not a /vpsbot subcommand. Did you mean “request”?", "request"),
+        ("export", "Did you mean “audit”?", "audit"),
+        ("pending now", "“now” is one word too many: “pending” takes nothing after it.", "pending"),
+        ("request", "The request id is missing: expected a request id", "request"),
+        ("request 0", "“0” is not a request id", "request"),
+        ("request 12345678901", "“12345678901” is not a request id: ids are 1 to", "request"),
+        ("request #x", "“#x” is not a request id: expected a request id", "request"),
+        (
+            "request 7 8",
+            "“8” is one word too many: “request” takes only the request id.",
+            "request",
+        ),
+        ("audit 0", "“0” is not a number of days: expected a whole number from 1 to 3650", "audit"),
+        ("audit 3651", "“3651” is not a number of days", "audit"),
+        ("audit -1", "“-1” is not a number of days", "audit"),
+        ("audit 1.5", "“1.5” is not a number of days", "audit"),
+        ("audit ３", "“３” is not a number of days", "audit"),  # a full-width digit
+        (
+            "audit 30 days",
+            "“days” is one word too many: “audit” takes only a number of days",
+            "audit",
+        ),
+    ],
+)
+def test_vpsbot_usage_errors_name_the_word_and_one_usage(
+    text: str, message: str, usage_of: str
+) -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_vpsbot(text)
+    assert message in raised.value.message
+    assert raised.value.usage == vpsbot_usage(usage_of)
+
+
+def test_an_unknown_vpsbot_word_with_nothing_near_lists_the_subcommands() -> None:
+    with pytest.raises(UsageError) as raised:
+        parse_vpsbot("frobnicate")
+    assert raised.value.message == (
+        "“frobnicate” is not a /vpsbot subcommand: expected one of “pending”, “request”, "
+        "“audit”, “help”."
+    )
+    assert raised.value.usage.count("`/vpsbot ") == len(VPSBOT_GRAMMAR)
+
+
+def test_vpsbot_help_shows_every_subcommand() -> None:
+    lines = vpsbot_usage().splitlines()
+    assert [line.split("`")[1] for line in lines] == [
+        "/vpsbot pending",
+        "/vpsbot request &lt;id&gt;",
+        "/vpsbot audit [days]",
+        "/vpsbot help",
+    ]
+
+
+@given(st.text(max_size=3000))
+def test_any_vpsbot_text_is_an_intent_or_a_usage_error(text: str) -> None:
+    try:
+        intent = parse_vpsbot(text)
+    except UsageError as error:
+        problem = error
+        assert problem.message
+        assert len(problem.message) < 300  # slack/errors.py shows 300 characters of it
+        assert problem.usage.count("`/vpsbot ") in (1, len(VPSBOT_GRAMMAR))
+    else:
+        assert isinstance(intent, ShowVpsbotHelp | ShowPending | ShowRequest | ExportAudit)

@@ -303,7 +303,10 @@ async def test_an_approval_after_the_expiry_is_refused_and_the_request_expires(
     assert store.request(request.id).status is Status.EXPIRED
     assert store.votes == {}
     assert moves(store, request.id) == [("expire", None)]
-    assert store.queued(request.id)[-1] == ("update", {"event": "expired"}, request.id)
+    assert store.queued(request.id)[-2:] == [  # the card says so; the requester hears it
+        ("update", {"event": "expired"}, request.id),
+        ("dm", {"event": "expired", "user": ALICE}, request.id),
+    ]
 
 
 async def test_a_click_that_arrived_before_the_expiry_still_counts(
@@ -477,7 +480,10 @@ async def test_a_request_past_its_approval_time_does_not_block_and_is_expired(
     assert second.status is Status.PENDING_APPROVAL
     assert store.request(first.id).status is Status.EXPIRED  # as the sweeper would have
     assert moves(store, first.id) == [("expire", None)]
-    assert store.queued(first.id)[-1] == ("update", {"event": "expired"}, first.id)
+    assert store.queued(first.id)[-2:] == [
+        ("update", {"event": "expired"}, first.id),
+        ("dm", {"event": "expired", "user": ALICE}, first.id),
+    ]
 
 
 async def test_a_restore_of_another_server_is_not_blocked(

@@ -6,7 +6,8 @@ answers. Every builder keeps within Slack's limits: 50 blocks, 3,000 characters 
 text, 75 per button label.
 """
 
-from bot.slack.blocks.help import error_message, help_message, notice_message
+from bot.slack.blocks.help import error_message, help_message, notice_message, vpsbot_help
+from bot.slack.blocks.home import home_view
 from bot.slack.blocks.listings import backup_list, snapshot_list
 from bot.slack.blocks.requests import (
     card_not_posted_message,
@@ -15,23 +16,37 @@ from bot.slack.blocks.requests import (
     request_message,
 )
 from bot.slack.blocks.text import Block, Message, ago, escape, safe, size, span, user
+from bot.slack.blocks.vpsbot import (
+    audit_comment,
+    audit_failed_message,
+    audit_sent_message,
+    history_message,
+    pending_message,
+)
 
 __all__ = [
     "Block",
     "Message",
     "ago",
+    "audit_comment",
+    "audit_failed_message",
+    "audit_sent_message",
     "backup_list",
     "card_not_posted_message",
     "error_message",
     "escape",
     "help_message",
+    "history_message",
+    "home_view",
     "note_message",
     "notice_message",
     "outcome_message",
+    "pending_message",
     "request_message",
     "safe",
     "size",
     "snapshot_list",
     "span",
     "user",
+    "vpsbot_help",
 ]

@@ -26,6 +26,21 @@ def help_message(kind: Kind, usage_text: str) -> Message:
     return Message(f"/{kind.value} help", blocks)
 
 
+def vpsbot_help(usage_text: str) -> Message:
+    blocks = [
+        section(
+            "*`/vpsbot`*: what vpsbot is waiting for and what it did. Every answer is shown to "
+            "you alone; the audit file goes to your DM."
+        ),
+        section(usage_text),
+        context(
+            "Request ids are the numbers vpsbot's messages end with (“request #7”). "
+            "`/snapshot help` and `/backup help` list what you can ask for."
+        ),
+    ]
+    return Message("/vpsbot help", blocks)
+
+
 def error_message(text: str, usage_text: str | None = None) -> Message:
     """A problem in a sentence (mrkdwn, ready), then the usage that applies (the bot's own
     text), small, under it."""

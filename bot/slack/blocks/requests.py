@@ -4,22 +4,28 @@ reads; another, `FAILURES`, how each failure code does."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from slack_sdk.models.blocks import (
     ActionsBlock,
     ButtonElement,
     ConfirmObject,
+    InputBlock,
     MarkdownTextObject,
+    PlainTextInputElement,
     PlainTextObject,
+    SectionBlock,
 )
+from slack_sdk.models.views import View
 
 from bot.domain.approvals import still_needed
 from bot.domain.lifecycle import UNDER_WAY, Status
 from bot.domain.model import COMPLETED, Action, Kind, OperationRequest, safety_name
-from bot.domain.operations import MAX_SNAPSHOTS_PER_SERVER
+from bot.domain.operations import MAX_DESCRIPTION, MAX_SNAPSHOTS_PER_SERVER
 from bot.domain.outcomes import Failure, SafetyPlan, SafetyRemoval, SafetyStep, Why
 from bot.slack import ids
 from bot.slack.blocks.text import (
@@ -344,6 +350,12 @@ class Card:
         return f"\n*Reason:* {safe(text, 500)}" if text else ""
 
     @property
+    def deny_reason(self) -> str:
+        """` Reason: “…”`: what the approver who denied it said ("" when nothing)."""
+        said = self.request.outcome.deny_reason
+        return f" Reason: “{safe(said, MAX_DESCRIPTION)}”" if said else ""
+
+    @property
     def list_command(self) -> str:
         return f"`/{self.request.kind.value} list`"
 
@@ -549,7 +561,8 @@ CARD: dict[tuple[Action, Status], Callable[[Card], str]] = {
         f":warning: The restore of {c.on} from {c.source} *needs attention*: {c.reason}.{c.safety}"
     ),
     (R, S.DENIED): lambda c: (
-        f":no_entry: {c.decider} denied the restore of {c.on} from {c.source}. No change."
+        f":no_entry: {c.decider} denied the restore of {c.on} from {c.source}.{c.deny_reason} "
+        "No change."
     ),
     (R, S.CANCELLED): lambda c: (
         f":leftwards_arrow_with_hook: {c.who} cancelled the restore of {c.on}. No change."
@@ -806,10 +819,20 @@ ENDED: dict[Status, Callable[[Card], str]] = {
     ),
     S.FAILED: lambda c: f"failed: {short_reason(c.request)}",
     S.NEEDS_ATTENTION: lambda c: f"needs attention: {short_reason(c.request)}",
-    S.DENIED: lambda c: f"was denied by {c.decider}",
+    S.DENIED: lambda c: f"was denied by {c.decider}{_short_deny_reason(c.request)}",
     S.CANCELLED: lambda c: f"was {_cancelled(c)}",
-    S.EXPIRED: lambda c: "expired: nothing was done",
+    S.EXPIRED: lambda c: (
+        "expired without enough approvals: nothing was restored"
+        if c.request.action is Action.RESTORE
+        else "expired: nothing was done"
+    ),
 }
+
+
+def _short_deny_reason(request: OperationRequest) -> str:
+    """`: “…”`, the denial's reason for the one-line DM (clipped; the card has it whole)."""
+    said = request.outcome.deny_reason
+    return f": “{safe_within(said, 150)}”" if said else ""
 
 
 def _ended(card: Card) -> str:
@@ -923,6 +946,75 @@ def note_message(request: OperationRequest, note: str, now: datetime) -> Message
     return Message(clip(text, MAX_FALLBACK), [section(text)])
 
 
+# -- a reminder in the thread of a restore still waiting for approval ----------------------------
+
+
+def who_may_approve(approvers: Sequence[str], requester_id: str) -> str:
+    """The configured approvers as Slack mentions (users `<@U…>`, user groups
+    `<!subteam^S…>`), or "anyone but <@requester>" when none are configured."""
+    if not approvers:
+        return f"anyone but {user(requester_id)}"
+    named = [f"<!subteam^{escape(a)}>" if a.startswith("S") else user(a) for a in approvers[:20]]
+    more = f" and {len(approvers) - 20} more" if len(approvers) > 20 else ""
+    return f"{', '.join(named)}{more} (not {user(requester_id)})"
+
+
+def reminder_message(request: OperationRequest, approvers: Sequence[str], now: datetime) -> Message:
+    """The one reminder, in the card's thread: the restore is still waiting, who can approve
+    it (mentioned, so they are notified) and when it expires."""
+    needed = still_needed(request)
+    noun = "approval" if needed == 1 else "approvals"
+    expires = request.expires_at
+    deadline = f" It expires {ago(expires, now)} ({when(expires)})." if expires else ""
+    text = (
+        f":bell: Reminder: the restore of {on(request)} from {what(request)} (request "
+        f"#{request.id}) still needs *{needed} more {noun}*. Who can approve: "
+        f"{who_may_approve(approvers, request.requester_id)}.{deadline}"
+    )
+    return Message(clip(text, MAX_FALLBACK), [section(text)])
+
+
+# -- Deny asks for a reason in a modal --------------------------------------------------------
+
+DENY_VIEW = "restore_deny_reason"  # the modal's callback_id (its view_submission listener)
+DENY_REASON_BLOCK = "deny_reason"
+DENY_REASON_INPUT = "deny_reason_text"
+
+
+def deny_modal(request_id: int, channel_id: str) -> dict[str, Any]:
+    """The modal Deny opens (views.open): an optional reason, at most MAX_DESCRIPTION
+    characters. `private_metadata` carries the request and the card's channel."""
+    return View(
+        type="modal",
+        callback_id=DENY_VIEW,
+        title=PlainTextObject(text="Deny restore"),
+        submit=PlainTextObject(text="Deny"),
+        close=PlainTextObject(text="Back"),
+        private_metadata=json.dumps({"request": request_id, "channel": channel_id}),
+        blocks=[
+            SectionBlock(
+                text=MarkdownTextObject(
+                    text=(
+                        f"Deny restore request #{request_id}? Nothing is restored; the requester "
+                        "is told, with your reason."
+                    )
+                )
+            ),
+            InputBlock(
+                block_id=DENY_REASON_BLOCK,
+                label=PlainTextObject(text="Reason (optional)"),
+                element=PlainTextInputElement(
+                    action_id=DENY_REASON_INPUT,
+                    multiline=True,
+                    max_length=MAX_DESCRIPTION,
+                    placeholder=PlainTextObject(text="Why not restore?"),
+                ),
+                optional=True,
+            ),
+        ],
+    ).to_dict()
+
+
 # -- the request's card could not be posted: tell the requester how to fix it ---------------------
 
 # Slack's error -> what to do: (when the request was cancelled, when it goes on regardless)
@@ -978,4 +1070,12 @@ def card_not_posted_message(
     return Message(clip(text, MAX_FALLBACK), [section(text)])
 
 
-__all__ = ["card_not_posted_message", "note_message", "outcome_message", "request_message"]
+__all__ = [
+    "DENY_VIEW",
+    "card_not_posted_message",
+    "deny_modal",
+    "note_message",
+    "outcome_message",
+    "reminder_message",
+    "request_message",
+]
