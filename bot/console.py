@@ -40,6 +40,7 @@ from bot.logs import FORMAT, RequestIdFilter
 from bot.preflight import shown
 from bot.serving import serving
 from bot.slack import ids
+from bot.slack.blocks.requests import DENY_REASON_BLOCK, DENY_REASON_INPUT
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
@@ -291,6 +292,7 @@ DEMO_HELP = """Type a slash command as you would in Slack, for example:
   /snapshot restore 801 bad update  then: as U0000BOB, press approve <request #>
                                     (a safety snapshot first; once done: press undo <request #>)
 `press <button> <request #>` clicks a button (delete, cancel, approve, deny, undo);
+`press deny <request #> <reason…>` fills in the Deny form with that reason;
 `as <user id>` types as another person (a Slack user id such as U0000BOB);
 `help` shows this; `quit` (or Ctrl-D) leaves."""
 
@@ -302,6 +304,7 @@ LOG_FILE = "vpsbot-demo.log"
 DATABASE_FILE = "vpsbot-demo.db"
 UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 REPLY_WAIT = 20.0  # seconds the prompt waits for the bot's first answer to a line
+FORM_WAIT = 3.0  # seconds a press waits for the form it may open (Slack's trigger window)
 
 
 async def run_demo(
@@ -528,16 +531,61 @@ class _Chat:
                 continue
             self.typed_by[key] = self.user
             self.replied.clear()
+            forms = len(self.stand_in.api_calls("views.open"))
             answer = await http.post(
                 "/slack/events", content=body, headers=signed_headers(secret, body)
             )
             if answer.status_code != 200:
                 self.say(f"(the bot answered HTTP {answer.status_code})")
                 continue
+            submission = await self._fill_in_form(line, forms)
+            if submission is not None:  # Deny asked for a reason: the one typed after the id
+                await http.post(
+                    "/slack/events", content=submission, headers=signed_headers(secret, submission)
+                )
             try:
                 await asyncio.wait_for(self.replied.wait(), timeout=REPLY_WAIT)
             except TimeoutError:
                 self.say(f"(no reply within {REPLY_WAIT:.0f} s)")
+
+    async def _fill_in_form(self, line: str, before: int) -> str | None:
+        """When the press opened a form (Deny asks for a reason), the form body Slack would
+        send on its submission, with the words typed after the request id as the reason."""
+        if line.split()[:2] != ["press", "deny"]:
+            return None
+        for _ in range(int(FORM_WAIT / 0.05)):
+            opened = self.stand_in.api_calls("views.open")[before:]
+            if opened:
+                break
+            await asyncio.sleep(0.05)
+        else:
+            return None
+        view = opened[0].data.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not isinstance(view, dict):
+            return None
+        reason = line.split(maxsplit=3)[3] if len(line.split(maxsplit=3)) > 3 else ""
+        self.say(f"(the Deny form asks for a reason; sent: {reason or 'none'})")
+        payload = {
+            "type": "view_submission",
+            "team": {"id": DEMO_TEAM, "domain": "demo"},
+            "user": {"id": self.user, "username": self.user.lower(), "team_id": DEMO_TEAM},
+            "trigger_id": f"demo.{self.run_id}.form{before}",
+            "view": {
+                "id": f"V{before:08d}",
+                "type": "modal",
+                "callback_id": view.get("callback_id"),
+                "private_metadata": view.get("private_metadata", ""),
+                "state": {
+                    "values": {
+                        DENY_REASON_BLOCK: {
+                            DENY_REASON_INPUT: {"type": "plain_text_input", "value": reason}
+                        }
+                    }
+                },
+            },
+        }
+        return "payload=" + quote(json.dumps(payload))
 
     def switch_user(self, who: str) -> None:
         if USER_ID.fullmatch(who):
@@ -614,7 +662,8 @@ def _request_body(line: str, user: str, response_url: str, chat: _Chat) -> str |
                 "trigger_id": trigger_id,
             }
         )
-    word, _, request_id = text.strip().partition(" ")
+    word, _, rest = text.strip().partition(" ")
+    request_id, _, _reason = rest.strip().partition(" ")  # `press deny 7 <reason…>`
     request_id = request_id.strip().lstrip("#")
     action_id = chat.button(word, request_id)
     if command != "press" or action_id is None or not request_id.isdigit():

@@ -353,7 +353,7 @@ class Card:
     def deny_reason(self) -> str:
         """` Reason: “…”`: what the approver who denied it said ("" when nothing)."""
         said = self.request.outcome.deny_reason
-        return f" Reason: “{safe(said, MAX_DESCRIPTION)}”" if said else ""
+        return f" Reason: “{safe(said, MAX_DESCRIPTION)}”." if said else ""
 
     @property
     def list_command(self) -> str:
