@@ -309,7 +309,7 @@ def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
         (app.view, actions.DENY_VIEW, actions.deny_submission(s, i)),  # Deny's reason modal
         (app.event, "app_home_opened", home.opened_listener(s, i)),
         (app.action, ids.HOME_APPROVE, home.click_listener(home.approve, s, i)),
-        (app.action, ids.HOME_DENY, home.click_listener(home.deny, s, i)),
+        (app.action, ids.HOME_DENY, home.deny_listener(s, i)),
         (app.action, ids.HOME_CANCEL, home.click_listener(home.cancel, s, i)),
         (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
     ]

@@ -20,11 +20,13 @@ from typing import Any
 from slack_sdk.errors import SlackApiError
 
 from bot.domain.errors import NotAllowed, UnknownRequest
+from bot.domain.lifecycle import Status
 from bot.domain.model import Action, OperationRequest
 from bot.domain.operations import parse_id
 from bot.logs import new_request_id
 from bot.services import Services, operations, restores, views
 from bot.slack import blocks
+from bot.slack.blocks.requests import deny_modal
 from bot.slack.commands import Arrival
 from bot.slack.errors import describe, log_error
 from bot.slack.inflight import InFlight
@@ -170,3 +172,45 @@ def click_listener(decide: HomeDecision, services: Services, inflight: InFlight)
 
     on_home_click.__name__ = f"on_home_{getattr(decide, '__name__', 'click')}"
     return on_home_click
+
+
+def deny_listener(services: Services, inflight: InFlight) -> Any:
+    """Deny in a Home tab: as on the card, an approver is asked for a reason first (the modal
+    opened with the click's trigger_id, carrying the card's channel; its submission denies
+    and tells the card). The requester's own Deny (a Cancel), a request no longer waiting,
+    or a form Slack would not open take the ordinary path: acted on or refused, then the
+    Home tab published again."""
+    ordinary = click_listener(deny, services, inflight)
+
+    async def on_home_deny(body: dict[str, Any], client: Any, arrival: Arrival) -> None:
+        user_id = str(_object(body.get("user")).get("id") or "")
+        actions = body.get("actions")
+        action = _object(actions[0]) if isinstance(actions, list) and actions else {}
+        request_id = parse_id(str(action.get("value", "")))
+        trigger = body.get("trigger_id")
+        request = None if request_id is None else await views.find(services.life, request_id)
+        if (
+            request is None
+            or not isinstance(trigger, str)
+            or not trigger
+            or request.requester_id == user_id
+            or request.status is not Status.PENDING_APPROVAL
+        ):
+            await ordinary(body, client, arrival)
+            return
+        try:
+            await client.views_open(
+                trigger_id=trigger, view=deny_modal(request.id, request.channel_id)
+            )
+        except Exception as error:  # the trigger expired: nothing denied, say so
+            log.warning("could not open the Deny modal: %s", type(error).__name__)
+            await publish(
+                services,
+                client,
+                user_id,
+                ":warning: Slack did not open the form to deny this restore in time; nothing "
+                "was denied. Click *Deny* again.",
+            )
+
+    on_home_deny.__name__ = "on_home_deny"
+    return on_home_deny

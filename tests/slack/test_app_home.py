@@ -24,6 +24,7 @@ from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, BOB, CHANNEL, Stack, fixture, running_stack
 from tests.fakes.slack import FIXTURES_TEAM, SlackCall, block_kit_errors
 from tests.slack import test_socket_mode as socket_mode_tests
+from tests.slack.modals import opened_views, submission, view_of
 
 CAROL = "U0000CARL"
 JSON_TYPE = {"Content-Type": "application/json"}
@@ -114,11 +115,6 @@ def publishes(stack: Stack, user: str | None = None) -> list[SlackCall]:
     ]
 
 
-def view_of(call: SlackCall) -> dict[str, Any]:
-    view = call.data["view"]
-    return json.loads(view) if isinstance(view, str) else view
-
-
 def sections(view: dict[str, Any]) -> dict[str, str]:
     """The view's text under each header: header -> the JSON of the blocks up to the next."""
     found: dict[str, str] = {}
@@ -204,6 +200,18 @@ class Clicks:
     def __init__(self, stack: Stack) -> None:
         self.stack = stack
         self.n = 0
+
+    async def deny(self, value: str, user: str, reason: str) -> None:
+        """Deny in the Home tab: the form asking for a reason opens, and is submitted."""
+        before = len(opened_views(self.stack))
+        await self.press(ids.HOME_DENY, value, user)
+        calls = await self.stack.until(
+            lambda: opened_views(self.stack)[before:], what="the Deny form"
+        )
+        view = view_of(calls[0])
+        assert json.loads(view["private_metadata"])["channel"] == CHANNEL  # the card's
+        answer = await self.stack.action(submission(view, user, reason))
+        assert answer.status_code == 200, answer.text
 
     async def press(self, action_id: str, value: str, user: str) -> dict[str, Any]:
         self.n += 1
@@ -348,7 +356,7 @@ async def test_in_flight_and_finished_requests_are_listed(stack: Stack) -> None:
     await clicks.press(ids.HOME_APPROVE, running, BOB)
     await stack.until(lambda: restore_calls(stack), what="the restore call")
     denied = await ask_restore(stack, "restore 805 wrong server")
-    await clicks.press(ids.HOME_DENY, denied, BOB)
+    await clicks.deny(denied, BOB, "wrong server")
     await stack.until(
         lambda: any(
             "denied the restore" in text_of(u) for u in stack.slack.api_calls("chat.update")
@@ -424,7 +432,7 @@ async def test_a_click_on_an_unknown_request_changes_nothing(stack: Stack) -> No
 async def test_deny_and_cancel_from_the_home_tab_update_the_card(stack: Stack) -> None:
     clicks = Clicks(stack)
     first = await ask_restore(stack)
-    await clicks.press(ids.HOME_DENY, first, BOB)
+    await clicks.deny(first, BOB, "not now")
     await stack.until(
         lambda: any(f"<@{BOB}> denied the restore" in text_of(u)
                     for u in stack.slack.api_calls("chat.update")),
