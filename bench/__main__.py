@@ -38,6 +38,7 @@ def main() -> None:
     run("bench.tracker")
     run("bench.approval")
     run("bench.safety")
+    run("bench.home")
     run("bench.footprint")
     run("bench.load", "20")
     run("bench.completion")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol, Self
@@ -60,7 +60,32 @@ class VpsApi(Protocol):
     async def delete_backup(self, backup_id: int) -> Call: ...
 
 
+class AuditEvent(Protocol):
+    """One audit row as the storage reads it back."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def event(self) -> str: ...
+    @property
+    def actor_id(self) -> str | None: ...
+    @property
+    def channel_id(self) -> str | None: ...
+    @property
+    def request_id(self) -> int | None: ...
+    @property
+    def detail(self) -> dict[str, Any]: ...
+
+
 class AuditLog(Protocol):
+    async def events(
+        self, event: str | None = None, request_id: int | None = None
+    ) -> Sequence[AuditEvent]:
+        """Every row, or those of one event or one request, in the order they were written."""
+        ...
+
     def record(
         self,
         event: str,

@@ -10,53 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol, cast
+from typing import Any
 
 from bot.domain.approvals import Vote
 from bot.domain.errors import DirectoryUnavailable, UnknownRequest
 from bot.domain.lifecycle import Status
 from bot.domain.model import Action, OperationRequest
 from bot.services.lifecycle import Lifecycle
-from bot.services.ports import Directory, UnitOfWork, UnitOfWorkFactory
+from bot.services.ports import AuditEvent, Directory, UnitOfWorkFactory
 from bot.services.restores import eligible
 
 # -- reading the audit trail ----------------------------------------------------------------------
-
-
-class AuditEvent(Protocol):
-    """One audit row as the storage reads it back."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def created_at(self) -> datetime: ...
-    @property
-    def event(self) -> str: ...
-    @property
-    def actor_id(self) -> str | None: ...
-    @property
-    def channel_id(self) -> str | None: ...
-    @property
-    def request_id(self) -> int | None: ...
-    @property
-    def detail(self) -> dict[str, Any]: ...
-
-
-class AuditReader(Protocol):
-    """What the storage's audit repository offers for reading (`AuditRepository.events`): every
-    row, or those of one event or one request, in the order they were written. The `AuditLog`
-    port only declares `record`; this is the reading half it leaves out."""
-
-    async def events(
-        self, event: str | None = None, request_id: int | None = None
-    ) -> Sequence[AuditEvent]: ...
-
-
-def _reader(uow: UnitOfWork) -> AuditReader:
-    return cast(AuditReader, uow.audit)
 
 
 # -- /vpsbot pending ---------------------------------------------------------------------------
@@ -118,7 +85,7 @@ async def request_history(uow_factory: UnitOfWorkFactory, request_id: int) -> Hi
                 f"vpsbot has no request #{request_id}: use the number its messages end with "
                 "(`/vpsbot pending` lists the restores waiting)."
             )
-        events = tuple(await _reader(uow).events(request_id=request_id))
+        events = tuple(await uow.audit.events(request_id=request_id))
     return History(request, events)
 
 
@@ -199,7 +166,7 @@ async def audit_rows(
     `server_id`), in the order they were written. The storage reads every row and the
     window is applied here: the audit port has no query by time."""
     async with uow_factory() as uow:
-        events = [e for e in await _reader(uow).events() if e.created_at >= since]
+        events = [e for e in await uow.audit.events() if e.created_at >= since]
         requests: dict[int, OperationRequest | None] = {}
         for request_id in sorted({e.request_id for e in events if e.request_id is not None}):
             requests[request_id] = await uow.requests.get(request_id)

@@ -26,7 +26,7 @@ from bot.domain.lifecycle import Status
 from bot.domain.model import Action, OperationRequest
 from bot.services.views import Home
 from bot.slack import ids
-from bot.slack.blocks.requests import _approve_warning, on, source, what
+from bot.slack.blocks.requests import approve_warning, on, source, what
 from bot.slack.blocks.text import (
     MAX_SECTION_TEXT,
     Block,
@@ -107,7 +107,7 @@ def _to_approve(request: OperationRequest, now: datetime) -> list[Block]:
     )
     sure = ConfirmObject(
         title=PlainTextObject(text="Approve this restore?"),
-        text=MarkdownTextObject(text=clip(_approve_warning(request), 300)),  # as on the card
+        text=MarkdownTextObject(text=clip(approve_warning(request), 300)),  # as on the card
         confirm=PlainTextObject(text="Approve"),
         deny=PlainTextObject(text="Not yet"),
     )

@@ -631,7 +631,7 @@ def delete_buttons(request: OperationRequest) -> Block:
     ).to_dict()
 
 
-def _approve_warning(request: OperationRequest) -> str:
+def approve_warning(request: OperationRequest) -> str:
     """The Approve button's confirmation: what the restore does, and whether it can be undone
     (what the card says, in short)."""
     asked = request.asked
@@ -647,7 +647,7 @@ def _approve_warning(request: OperationRequest) -> str:
 
 
 def restore_buttons(request: OperationRequest) -> Block:
-    sure = _confirm("Approve this restore?", _approve_warning(request), "Approve", "Not yet")
+    sure = _confirm("Approve this restore?", approve_warning(request), "Approve", "Not yet")
     return ActionsBlock(
         block_id=f"restore_decision_{request.id}",
         elements=[

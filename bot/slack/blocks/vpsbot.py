@@ -11,9 +11,10 @@ from slack_sdk.models.blocks import MarkdownTextObject as Markdown
 
 from bot.domain.approvals import still_needed
 from bot.domain.model import OperationRequest
-from bot.services.reports import AuditEvent, History, Pending
+from bot.services.ports import AuditEvent
+from bot.services.reports import History, Pending
 from bot.slack import ids
-from bot.slack.blocks.requests import _approve_warning, card_text, on, source
+from bot.slack.blocks.requests import approve_warning, card_text, on, source
 from bot.slack.blocks.text import (
     MAX_BLOCKS,
     MAX_FALLBACK,
@@ -73,7 +74,7 @@ def decision_buttons(request: OperationRequest) -> Block:
     so a click here is the very click on the card."""
     sure = ConfirmObject(
         title=PlainTextObject(text="Approve this restore?"),
-        text=Markdown(text=clip(_approve_warning(request), 300)),
+        text=Markdown(text=clip(approve_warning(request), 300)),
         confirm=PlainTextObject(text="Approve"),
         deny=PlainTextObject(text="Not yet"),
     )
