@@ -10,6 +10,7 @@ from bot.domain.errors import DirectoryUnavailable
 from bot.domain.lifecycle import FINAL, UNDER_WAY, Status
 from bot.domain.model import Action, OperationRequest
 from bot.services import restores
+from bot.services.access import is_member
 from bot.services.lifecycle import Lifecycle
 from bot.services.ports import Directory
 
@@ -31,12 +32,30 @@ class Home:
     in_flight: list[OperationRequest]
     recent: list[OperationRequest]
     approvers_unknown: bool = False
+    approvals_open: bool = False  # no approvers configured: votes are taken on the cards only
+
+
+async def trusted(life: Lifecycle, directory: Directory, user_id: str) -> bool:
+    """Whether `user_id` is one of the configured approvers or operators (a listed user, or a
+    member of a listed group). The Home tab is not in any channel: only they see the requests
+    of every channel there, and only configured approvers vote there. Everyone else sees
+    their own requests, and votes on the cards, in the channels they can read."""
+    for configured, purpose in (
+        (life.policy.approvers, "who may approve"),
+        (life.policy.operators, "who may create and delete"),
+    ):
+        if configured and await is_member(directory, user_id, configured, purpose):
+            return True
+    return False
 
 
 async def home(life: Lifecycle, directory: Directory, user_id: str) -> Home:
     """Read `user_id`'s Home tab. A restore waits for their approval when it is pending, not
-    past its expiry, not theirs, not already approved by them, and they are an eligible
-    approver (`restores.eligible`, the rule the Approve button applies)."""
+    past its expiry, not theirs, not already approved by them, and they are a configured
+    approver (`restores.eligible`, the rule the Approve button applies). With no approvers
+    configured, anyone in a request's channel may vote, which only its card can tell: the
+    tab lists none to approve. In flight and recently finished: every channel's for a trusted
+    person (`trusted`), else only their own."""
     async with life.uow() as uow:
         waiting = await uow.requests.in_status(Status.PENDING_APPROVAL, Status.PENDING_CONFIRMATION)
         under_way = await uow.requests.in_status(*UNDER_WAY)
@@ -62,15 +81,28 @@ async def home(life: Lifecycle, directory: Directory, user_id: str) -> Home:
                 break
         if verdicts[request.requester_id]:
             to_approve.append(request)
+    try:
+        sees_all = await trusted(life, directory, user_id)
+    except DirectoryUnavailable:
+        sees_all, unknown = False, True
+    if not sees_all:
+        under_way = [r for r in under_way if _involved(r, user_id)]
+        recent = [r for r in recent if _involved(r, user_id)]
+    open_ = not life.policy.approvers
     return Home(
         user_id=user_id,
         at=now,
-        to_approve=[] if unknown else to_approve,
+        to_approve=[] if unknown or open_ else to_approve,
         own=own,
         in_flight=under_way,
         recent=recent,
         approvers_unknown=unknown,
+        approvals_open=open_,
     )
+
+
+def _involved(request: OperationRequest, user_id: str) -> bool:
+    return user_id == request.requester_id or user_id in request.outcome.approvers
 
 
 async def find(life: Lifecycle, request_id: int) -> OperationRequest | None:

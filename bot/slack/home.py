@@ -19,7 +19,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError
 
-from bot.domain.errors import NotAllowed, UnknownRequest
+from bot.domain.errors import NotAllowed, NotEligible, UnknownRequest
 from bot.domain.lifecycle import Status
 from bot.domain.model import Action, OperationRequest
 from bot.domain.operations import parse_id
@@ -43,11 +43,23 @@ HomeDecision = Callable[[Services, str, OperationRequest, datetime], Awaitable[o
 # -- the decisions, each calling the card's use case with the request's own channel ------------
 
 
+async def _may_vote_here(s: Services, user: str) -> None:
+    """The Home tab is in no channel: only configured approvers vote there. With none
+    configured, a vote belongs to the people of the request's channel, on its card."""
+    if not s.life.policy.approvers:
+        raise NotEligible(
+            "No approvers are configured, so votes are taken on the request's card, by the "
+            "people of its channel: vote there. Nothing was done."
+        )
+
+
 async def approve(s: Services, user: str, request: OperationRequest, at: datetime) -> None:
+    await _may_vote_here(s, user)
     await restores.approve(s.vps, s.life, s.directory, user, request.id, request.channel_id, at)
 
 
 async def deny(s: Services, user: str, request: OperationRequest, at: datetime) -> None:
+    await _may_vote_here(s, user)
     await restores.deny(s.life, s.directory, user, request.id, request.channel_id, at)
 
 
@@ -195,6 +207,7 @@ def deny_listener(services: Services, inflight: InFlight) -> Any:
             or not trigger
             or request.requester_id == user_id
             or request.status is not Status.PENDING_APPROVAL
+            or not services.life.policy.approvers  # refused on the ordinary path
         ):
             await ordinary(body, client, arrival)
             return

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,6 +195,19 @@ async def replays(stack: Stack) -> list[Any]:
             return found
         await asyncio.sleep(0.02)
     raise AssertionError("no replay was recorded")
+
+
+@pytest.fixture
+async def stack(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> AsyncIterator[Stack]:
+    """Approvers configured (Bob and Carol): only configured approvers vote in the Home tab,
+    which is in no channel."""
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2,
+        vpsbot_approvers=f"{BOB},{CAROL}",
+    ) as built:  # fmt: skip
+        yield built
 
 
 class Clicks:
@@ -529,6 +543,34 @@ async def test_socket_mode_delivers_app_home_opened_once_per_event(
         assert (await socket.acked(envelope, wait=3.0))["envelope_id"] == envelope.envelope_id
     [call] = await socket_mode_tests.until(lambda: slack.api_calls("views.publish"))
     assert call.data["user_id"] == BOB
-    assert ids.HOME_APPROVE in json.dumps(view_of(call))
+    assert "Restores waiting for your approval" in json.dumps(view_of(call))
     await asyncio.sleep(0.5)
     assert len(slack.api_calls("views.publish")) == 1
+
+
+async def test_with_no_approvers_configured_the_home_tab_takes_no_votes(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> None:
+    """Anyone but the requester may approve when no approvers are configured, which means
+    anyone in the request's channel: the Home tab (in no channel) lists nothing to approve,
+    refuses a forged Approve, and shows another person's requests to nobody else."""
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
+    ) as open_stack:
+        request_id = await ask_restore(open_stack)
+        await open_home(open_stack, "U0000EVE1", "Ev0000EVE1")
+        shown = sections(await published(open_stack, "U0000EVE1"))
+        assert "vote on its card there" in shown["Restores waiting for your approval"]
+        assert buttons(await published(open_stack, "U0000EVE1")) == []
+        await Clicks(open_stack).press(ids.HOME_APPROVE, request_id, "U0000EVE1")
+        dms = await open_stack.until(open_stack.dms, what="the refusal")
+        assert "votes are taken on the request's card" in text_of(dms[-1])
+        assert restore_calls(open_stack) == []
+        await open_stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)  # on the card
+        await open_stack.until(lambda: restore_calls(open_stack), what="the restore call")
+        await open_home(open_stack, "U0000EVE1", "Ev0000EVE2")
+        shown = sections(await published(open_stack, "U0000EVE1"))
+        assert "Nothing is in flight." in shown["In flight at VPS.org"]  # not hers
+        await open_home(open_stack, BOB, "Ev0000BOB9")
+        shown = sections(await published(open_stack, BOB))
+        assert f"*#{request_id}*" in shown["In flight at VPS.org"]  # he approved it

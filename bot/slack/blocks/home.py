@@ -169,6 +169,11 @@ def home_blocks(home: Home, notice: str | None = None) -> list[Block]:
             context(":warning: Slack could not say who is in the approver groups just now, so "
                     "the restores waiting for you cannot be listed. Open this tab again soon.")
         )  # fmt: skip
+    elif home.approvals_open:
+        blocks.append(
+            context("No approvers are configured, so anyone in a request's channel may approve "
+                    "it: vote on its card there (`/vpsbot pending` in that channel lists them).")
+        )  # fmt: skip
     elif not home.to_approve:
         blocks.append(context("Nothing is waiting for your approval."))
     for request in home.to_approve[:SHOWN_TO_APPROVE]:
