@@ -81,9 +81,13 @@ class AuditEvent(Protocol):
 
 class AuditLog(Protocol):
     async def events(
-        self, event: str | None = None, request_id: int | None = None
+        self,
+        event: str | None = None,
+        request_id: int | None = None,
+        since: datetime | None = None,
     ) -> Sequence[AuditEvent]:
-        """Every row, or those of one event or one request, in the order they were written."""
+        """Every row, or those of one event, one request, or written at or after `since`, in
+        the order they were written."""
         ...
 
     def record(

@@ -163,10 +163,9 @@ async def audit_rows(
     uow_factory: UnitOfWorkFactory, *, since: datetime, server_id: int | None = None
 ) -> list[AuditRow]:
     """The audit events written at or after `since` (of one server's requests, with
-    `server_id`), in the order they were written. The storage reads every row and the
-    window is applied here: the audit port has no query by time."""
+    `server_id`), in the order they were written (the window is the database's query)."""
     async with uow_factory() as uow:
-        events = [e for e in await uow.audit.events() if e.created_at >= since]
+        events = list(await uow.audit.events(since=since))
         requests: dict[int, OperationRequest | None] = {}
         for request_id in sorted({e.request_id for e in events if e.request_id is not None}):
             requests[request_id] = await uow.requests.get(request_id)

@@ -12,7 +12,7 @@ from typing import Any
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.domain.errors import Busy
+from bot.domain.errors import Busy, NotEligible
 from bot.domain.model import Kind
 from bot.domain.operations import (
     CreateBackup,
@@ -30,7 +30,7 @@ from bot.domain.operations import (
     VpsbotIntent,
 )
 from bot.logs import new_request_id
-from bot.services import Services, listings, operations, reports, restores
+from bot.services import Services, listings, operations, reports, restores, views
 from bot.services.access import check_channel, check_operator
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
@@ -85,11 +85,26 @@ async def run_vpsbot(
             return blocks.pending_message(found, now, actor.user_id, actor.channel_id)
         case ShowRequest(request_id):
             history = await reports.request_history(services.life.uow, request_id)
+            if history.request.channel_id != actor.channel_id:
+                await _check_trusted(services, actor, "the history of another channel's request")
             return blocks.history_message(history, now)
         case ExportAudit(days):
+            await _check_trusted(services, actor, "the audit export")
             since = now - timedelta(days=days)
             rows = await reports.audit_rows(services.life.uow, since=since)
             return await send_audit(client, actor.user_id, days, since, rows)
+
+
+async def _check_trusted(services: Services, actor: Actor, what: str) -> None:
+    """Every channel's requests are for the configured approvers and operators (anyone, when
+    neither is configured: the team chose no roles)."""
+    policy = services.life.policy
+    if not policy.approvers and not policy.operators:
+        return
+    if not await views.trusted(services.life, services.directory, actor.user_id):
+        raise NotEligible(
+            f"Only the configured approvers and operators may see {what}; nothing was sent."
+        )
 
 
 async def send_audit(

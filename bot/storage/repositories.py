@@ -55,9 +55,14 @@ class AuditRepository:
         )
 
     async def events(
-        self, event: str | None = None, request_id: int | None = None
+        self,
+        event: str | None = None,
+        request_id: int | None = None,
+        since: datetime | None = None,
     ) -> Sequence[AuditRecord]:
         query = select(AuditRecord).order_by(AuditRecord.id)
+        if since is not None:
+            query = query.where(AuditRecord.created_at >= since)
         if event is not None:
             query = query.where(AuditRecord.event == event)
         if request_id is not None:

@@ -288,3 +288,29 @@ async def test_audit_says_why_when_slack_refuses_the_file(stack: Stack) -> None:
     shown = text_of(await vpsbot(stack, "audit"))
     assert "could not put the audit file in your DM (Slack said `missing_scope`)" in shown
     assert stack.slack.shared == []
+
+
+async def test_with_roles_configured_only_they_export_or_read_another_channels_request(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> None:
+    """Approvers or operators configured: the audit export, and the history of a request made
+    in another channel, are theirs only; anyone may read the history of a request made in the
+    channel where they ask."""
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_operators=CAROL
+    ) as stack:
+        request_id = await ask_restore(stack)
+        refused = text_of(await vpsbot(stack, "audit", user="U0000EVE1"))
+        assert "Only the configured approvers and operators" in refused
+        assert stack.slack.api_calls("files.getUploadURLExternal") == []
+        assert "Only the configured" in text_of(
+            await vpsbot(stack, f"request {request_id}", user="U0000EVE1", channel=ELSEWHERE)
+        )
+        here = text_of(await vpsbot(stack, f"request {request_id}", user="U0000EVE1"))
+        assert "Only the configured" not in here
+        assert f"#{request_id}" in here
+        assert "Only the configured" not in text_of(
+            await vpsbot(stack, f"request {request_id}", user=CAROL, channel=ELSEWHERE)
+        )
+        await vpsbot(stack, "audit", user=CAROL)
+        await stack.until(lambda: stack.slack.shared, what="Carol's audit file")
