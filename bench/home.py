@@ -75,7 +75,7 @@ async def measure(database_url: str) -> tuple[list[float], int]:
         settings = Settings(
             vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
             slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
-            database_url=database_url, vpsbot_safety_snapshot=False,
+            database_url=database_url, vpsbot_safety_snapshot=False, vpsbot_approvers=OPENER,
         )  # fmt: skip
         bot = build(settings)
         url = await stack.enter_async_context(serving(bot.web, lifespan="on"))
