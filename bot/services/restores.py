@@ -390,13 +390,18 @@ async def cancel(
         await uow.commit()
 
 
+# Format characters that emoji sequences are made with (👨‍💻): kept. Other format characters
+# (bidirectional overrides, invisible separators) could disguise the words: refused.
+JOINERS = frozenset("\u200c\u200d")
+
+
 def _deny_reason(text: str) -> str:
     """A denial's reason as typed, spaces and line breaks collapsed: at most MAX_DESCRIPTION
     characters of plain text (Slack's modal allows no more; a forged submission is refused,
     and nothing is denied)."""
     text = " ".join(text.split())
     if len(text) > MAX_DESCRIPTION or any(
-        unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in text
+        unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") and ch not in JOINERS for ch in text
     ):
         raise UsageError(
             f"A reason is at most {MAX_DESCRIPTION} characters of plain text; nothing was denied.",

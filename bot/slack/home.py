@@ -11,6 +11,8 @@ them as a DM (the app's Messages tab) and shown on top of the republished Home t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 from collections.abc import Awaitable, Callable
@@ -186,6 +188,9 @@ def click_listener(decide: HomeDecision, services: Services, inflight: InFlight)
     return on_home_click
 
 
+QUICK_LOOK = 0.5  # seconds the Home tab's Deny may read the request before its form opens
+
+
 def deny_listener(services: Services, inflight: InFlight) -> Any:
     """Deny in a Home tab: as on the card, an approver is asked for a reason first (the modal
     opened with the click's trigger_id, carrying the card's channel; its submission denies
@@ -200,7 +205,11 @@ def deny_listener(services: Services, inflight: InFlight) -> Any:
         action = _object(actions[0]) if isinstance(actions, list) and actions else {}
         request_id = parse_id(str(action.get("value", "")))
         trigger = body.get("trigger_id")
-        request = None if request_id is None else await views.find(services.life, request_id)
+        request = None
+        if request_id is not None:  # a quick look: Slack's trigger lasts 3 s from the click
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(QUICK_LOOK):
+                    request = await views.find(services.life, request_id)
         if (
             request is None
             or not isinstance(trigger, str)

@@ -231,6 +231,13 @@ async def test_a_forged_reason_too_long_or_with_control_characters_denies_nothin
         with pytest.raises(UsageError, match="nothing was denied"):
             await restores.deny(life, NOBODY, BOB, request.id, CHANNEL, reason=reason)
     assert store.request(request.id).status is Status.PENDING_APPROVAL
+    # an emoji sequence is plain text (its joiner kept); a bidirectional override is not
+    with pytest.raises(UsageError):
+        await restores.deny(life, NOBODY, BOB, request.id, CHANNEL, reason="ok\u202eevil")
+    await restores.deny(life, NOBODY, BOB, request.id, CHANNEL, reason="deploy 👨\u200d💻 on")
+    denied = store.request(request.id)
+    assert denied.status is Status.DENIED
+    assert denied.outcome.deny_reason == "deploy 👨\u200d💻 on"
 
 
 def test_the_deny_modal_is_valid_and_carries_the_request_and_channel() -> None:
