@@ -7,18 +7,17 @@ Run: .venv/bin/python -m bench.approval
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import statistics
 import tempfile
 import time
 from contextlib import AsyncExitStack
-from urllib.parse import quote
 
 import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from bench.harness import approve_body
 from bot.bootstrap import build
 from bot.config import Settings, async_database_url
 from bot.console import SlackStandIn
@@ -27,7 +26,6 @@ from bot.domain.operations import RequestRestore
 from bot.services import restores
 from bot.services.operations import Actor
 from bot.serving import serving
-from bot.slack import ids
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
@@ -66,16 +64,7 @@ async def measure(database_url: str) -> list[float]:
                 Actor("U1", "C1"),
                 RequestRestore(Kind.SNAPSHOT, 1000 + i),
             )
-            payload = {
-                "type": "block_actions",
-                "team": {"id": slack.team_id},
-                "user": {"id": "U2", "team_id": slack.team_id},
-                "channel": {"id": "C1"},
-                "container": {"channel_id": "C1"},
-                "response_url": slack.response_url(str(i)),
-                "actions": [{"action_id": ids.RESTORE_APPROVE, "value": str(request.id)}],
-            }
-            body = "payload=" + quote(json.dumps(payload))
+            body = approve_body(slack, i, request.id)
             path = f"/snapshots/{1000 + i}/restore/"
             clicked = time.monotonic()
             await http.post(

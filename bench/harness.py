@@ -4,6 +4,7 @@ closed-loop clients that measure ack latency."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -14,7 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 import httpx
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from bot.config import async_database_url
 from bot.console import DEMO_TEAM, SlackCall, SlackStandIn
 from bot.serving import serving
+from bot.slack import ids
 from bot.slack.signing import signed_headers
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
@@ -151,6 +153,20 @@ def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") ->
             "response_url": slack.response_url(str(number)),
         }
     )  # fmt: skip
+
+
+def approve_body(slack: SlackStandIn, number: int, request_id: int) -> str:
+    """The form body of U2's click on Approve of `request_id` in C1, as Slack sends it."""
+    payload = {
+        "type": "block_actions",
+        "team": {"id": slack.team_id},
+        "user": {"id": "U2", "team_id": slack.team_id},
+        "channel": {"id": "C1"},
+        "container": {"channel_id": "C1"},
+        "response_url": slack.response_url(str(number)),
+        "actions": [{"action_id": ids.RESTORE_APPROVE, "value": str(request_id)}],
+    }
+    return "payload=" + quote(json.dumps(payload))
 
 
 def rss_mib(pid: int) -> float:
