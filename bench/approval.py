@@ -52,7 +52,7 @@ async def measure(database_url: str) -> list[float]:
         settings = Settings(
             vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
             slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
-            database_url=database_url,
+            database_url=database_url, vpsbot_safety_snapshot=False,  # bench.safety: with one
         )  # fmt: skip
         bots = [build(settings), build(settings)]
         urls = [await stack.enter_async_context(serving(b.web, lifespan="on")) for b in bots]
