@@ -58,8 +58,9 @@ MAX_PAGES = 50
 MAX_CONCURRENT = 16
 MAX_BODY = 10 * 1024 * 1024  # bytes; VPS.org's largest documented answer is a few kB a page
 # A GET's retries may sleep at most this share of its deadline in all, so a 5xx that is retried
-# is still reported as what it was rather than as a time-out.
-RETRY_SHARE = 0.5
+# is still reported as what it was rather than as a time-out: the rest is left to the three
+# attempts themselves, which take longer on a loaded machine (0.5 was seen to run out).
+RETRY_SHARE = 0.3
 
 T = TypeVar("T")
 
