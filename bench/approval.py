@@ -17,9 +17,9 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.harness import approve_body
+from bench.harness import SECRET, TOKEN, approve_body, bench_settings
 from bot.bootstrap import build
-from bot.config import Settings, async_database_url
+from bot.config import async_database_url
 from bot.console import SlackStandIn
 from bot.domain.model import Kind
 from bot.domain.operations import RequestRestore
@@ -29,8 +29,6 @@ from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
-TOKEN = "bench-token"
-SECRET = "bench-signing-secret"
 RUNS = 100
 
 
@@ -49,11 +47,9 @@ async def measure(database_url: str) -> list[float]:
     async with AsyncExitStack() as stack:
         vps_url = await stack.enter_async_context(serving(sim.app))
         slack.base_url = await stack.enter_async_context(serving(slack.app))
-        settings = Settings(
-            vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
-            slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
-            database_url=database_url, vpsbot_safety_snapshot=False,  # bench.safety: with one
-        )  # fmt: skip
+        settings = bench_settings(
+            vps_url, slack, database_url, vpsbot_safety_snapshot=False
+        )  # bench.safety: with one
         bots = [build(settings), build(settings)]
         urls = [await stack.enter_async_context(serving(b.web, lifespan="on")) for b in bots]
         http = await stack.enter_async_context(httpx.AsyncClient())

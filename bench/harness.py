@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -22,7 +23,7 @@ import httpx
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bot.config import async_database_url
+from bot.config import Settings, async_database_url
 from bot.console import DEMO_TEAM, SlackCall, SlackStandIn
 from bot.serving import serving
 from bot.slack import ids
@@ -152,6 +153,15 @@ def command_body(slack: SlackStandIn, number: int, text_: str = "list 12345") ->
             "command": "/snapshot", "text": text_, "trigger_id": str(number),
             "response_url": slack.response_url(str(number)),
         }
+    )  # fmt: skip
+
+
+def bench_settings(vps_url: str, slack: SlackStandIn, database_url: str, **more: Any) -> Settings:
+    """Settings for a bot served against the simulator at `vps_url` and the stand-in `slack`."""
+    return Settings(
+        vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
+        slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
+        database_url=database_url, **more,
     )  # fmt: skip
 
 

@@ -18,8 +18,8 @@ from contextlib import AsyncExitStack
 import httpx
 
 from bench.approval import percentile, reset_postgres
+from bench.harness import SECRET, TOKEN, bench_settings
 from bot.bootstrap import build
-from bot.config import Settings
 from bot.console import SlackCall, SlackStandIn
 from bot.domain.model import Kind
 from bot.domain.operations import RequestRestore
@@ -29,8 +29,6 @@ from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
-TOKEN = "bench-token"
-SECRET = "bench-signing-secret"
 PENDING = 100
 RUNS = 100
 OPENER = "U2"
@@ -72,11 +70,9 @@ async def measure(database_url: str) -> tuple[list[float], int]:
     async with AsyncExitStack() as stack:
         vps_url = await stack.enter_async_context(serving(sim.app))
         slack.base_url = await stack.enter_async_context(serving(slack.app))
-        settings = Settings(
-            vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
-            slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
-            database_url=database_url, vpsbot_safety_snapshot=False, vpsbot_approvers=OPENER,
-        )  # fmt: skip
+        settings = bench_settings(
+            vps_url, slack, database_url, vpsbot_safety_snapshot=False, vpsbot_approvers=OPENER
+        )
         bot = build(settings)
         url = await stack.enter_async_context(serving(bot.web, lifespan="on"))
         http = await stack.enter_async_context(httpx.AsyncClient())

@@ -19,9 +19,8 @@ from contextlib import AsyncExitStack
 
 import httpx
 
-from bench.harness import approve_body
+from bench.harness import SECRET, TOKEN, approve_body, bench_settings
 from bot.bootstrap import build
-from bot.config import Settings
 from bot.console import SlackStandIn
 from bot.domain.model import Kind
 from bot.domain.operations import RequestRestore
@@ -31,8 +30,6 @@ from bot.serving import serving
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Simulator
 
-TOKEN = "bench-token"
-SECRET = "bench-signing-secret"
 RUNS = 10
 
 
@@ -47,11 +44,9 @@ async def measure(safety: bool, create_delay: float, poll: float, db: str) -> li
     async with AsyncExitStack() as stack:
         vps_url = await stack.enter_async_context(serving(sim.app))
         slack.base_url = await stack.enter_async_context(serving(slack.app))
-        settings = Settings(
-            vps_api_url=f"{vps_url}/api/v1", vps_api_token=TOKEN, slack_bot_token="xoxb-bench",
-            slack_signing_secret=SECRET, slack_api_url=f"{slack.base_url}/api/",
-            database_url=db, vpsbot_safety_snapshot=safety, vpsbot_poll_interval=poll,
-        )  # fmt: skip
+        settings = bench_settings(
+            vps_url, slack, db, vpsbot_safety_snapshot=safety, vpsbot_poll_interval=poll
+        )
         bot = build(settings)
         url = await stack.enter_async_context(serving(bot.web, lifespan="on"))
         http = await stack.enter_async_context(httpx.AsyncClient())
