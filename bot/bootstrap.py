@@ -113,6 +113,11 @@ def build(
         safety_snapshot=settings.vpsbot_safety_snapshot,
         safety_keep=timedelta(days=settings.vpsbot_safety_snapshot_days),
         reminder_after=timedelta(minutes=settings.reminder_after),
+        timezone=settings.timezone,
+        schedule_min_interval=timedelta(seconds=settings.vpsbot_schedule_min_interval),
+        stale_after=timedelta(hours=settings.vpsbot_stale_after),
+        health_interval=timedelta(minutes=settings.vpsbot_health_interval),
+        alert_channel=settings.vpsbot_alert_channel,
     )
     client = web_client(reveal(settings.slack_bot_token), settings.slack_api_url)
     services = Services(

@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import httpx
 from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
@@ -38,6 +39,11 @@ EXPECTED = {
     "VPSBOT_REQUIRE_REASON": "true or false",
     "VPSBOT_SAFETY_SNAPSHOT": "true or false",
     "VPSBOT_SAFETY_SNAPSHOT_DAYS": "a number of days greater than 0, at most 3650",
+    "VPSBOT_STALE_AFTER": "a number of hours greater than 0",
+    "VPSBOT_HEALTH_INTERVAL": "a number of minutes greater than 0",
+    "VPSBOT_SCHEDULE_MIN_INTERVAL": "a number of seconds, at least 60",
+    "VPSBOT_TIMEZONE": "an IANA time zone name such as UTC or Europe/Tallinn",
+    "VPSBOT_ALERT_CHANNEL": "a Slack channel ID (C…, G…), not a name",
     "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
     "DATABASE_URL": (
         "a URL such as sqlite:///vpsbot.db or postgresql://user:password@host/dbname, with "
@@ -121,6 +127,12 @@ class Settings(BaseSettings):
     # a snapshot of the server before each restore, so the restore can be undone
     vpsbot_safety_snapshot: bool = True
     vpsbot_safety_snapshot_days: float = Field(default=7.0, gt=0, le=3650)  # then deleted
+    # health: a server whose newest completed backup is older than this (hours) is stale
+    vpsbot_stale_after: float = Field(default=26.0, gt=0, allow_inf_nan=False)
+    vpsbot_alert_channel: str = ""  # where health alerts go; unset: no alerts
+    vpsbot_health_interval: float = Field(default=15.0, gt=0, allow_inf_nan=False)  # minutes
+    vpsbot_timezone: str = "UTC"  # schedules' times
+    vpsbot_schedule_min_interval: float = Field(default=3600.0, ge=60, allow_inf_nan=False)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("log_level", mode="before")
@@ -169,6 +181,30 @@ class Settings(BaseSettings):
         if not all(CHANNEL.fullmatch(part) for part in value):
             raise ValueError("not a Slack channel ID")
         return value
+
+    @field_validator("vpsbot_alert_channel", mode="before")
+    @classmethod
+    def _alert_channel(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if value and not CHANNEL.fullmatch(value):
+                raise ValueError("not a Slack channel ID")
+        return value
+
+    @field_validator("vpsbot_timezone", mode="before")
+    @classmethod
+    def _timezone(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip() or "UTC"
+            try:
+                ZoneInfo(value)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError("not a time zone") from None
+        return value
+
+    @property
+    def timezone(self) -> ZoneInfo:
+        return ZoneInfo(self.vpsbot_timezone)
 
     @field_validator("vps_api_url", "slack_api_url")
     @classmethod

@@ -55,6 +55,7 @@ class Worker:
                 async with self.services.life.uow() as uow:
                     await uow.requests.release_all(self.owner)
                     await uow.outbox.release_all(self.owner)
+                    await uow.schedules.release_all(self.owner)
                     await uow.commit()
             except Exception:
                 log.exception("could not release leases; they lapse on their own")

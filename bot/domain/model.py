@@ -112,6 +112,34 @@ class RestoreStarted:
     call: Call
 
 
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A recurring snapshot or manual backup of one server, keeping `keep` of its own."""
+
+    id: int
+    kind: Kind
+    server: ServerRef
+    channel_id: str
+    created_by: str
+    when: str  # canonical (bot.domain.schedules.from_text reads it back)
+    keep: int
+    created_at: datetime
+    next_run_at: datetime
+    removed_at: datetime | None = None
+    removed_by: str | None = None
+
+
+def run_name(schedule_id: int, stamp: str) -> str:
+    """The name of the snapshot a scheduled run takes (`stamp`: YYYYMMDD-HHMM of its run)."""
+    return f"auto-{schedule_id}-{stamp}"
+
+
+def run_description(kind: Kind, schedule_id: int, stamp: str) -> str:
+    """The description of what a scheduled run makes: names the schedule (and, for a
+    backup, which has no name, is how the bot finds it again)."""
+    return f"Scheduled {kind.value} by vpsbot, schedule #{schedule_id}, run {stamp}"
+
+
 class Action(StrEnum):
     CREATE = "create"
     DELETE = "delete"

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from bot.domain.model import BackupType, Kind
+from bot.domain.schedules import When
 
 MAX_SNAPSHOTS_PER_SERVER = 5
 MAX_MANUAL_BACKUPS_PER_SERVER = 10
@@ -73,6 +74,35 @@ class RequestDelete:
     target_id: int
 
 
+@dataclass(frozen=True, slots=True)
+class AddSchedule:
+    """Take a snapshot or a manual backup of the server at `when`, keeping the newest `keep`."""
+
+    kind: Kind
+    server_id: int
+    when: When
+    keep: int
+
+
+@dataclass(frozen=True, slots=True)
+class ListSchedules:
+    kind: Kind
+    server_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RemoveSchedule:
+    kind: Kind
+    schedule_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class ShowStatus:
+    """The health of the scheduled backups and snapshots, of every server or of one."""
+
+    server_id: int | None = None
+
+
 Intent = (
     ShowHelp
     | ListSnapshots
@@ -81,6 +111,10 @@ Intent = (
     | CreateBackup
     | RequestRestore
     | RequestDelete
+    | AddSchedule
+    | ListSchedules
+    | RemoveSchedule
+    | ShowStatus
 )
 
 

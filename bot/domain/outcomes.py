@@ -40,6 +40,9 @@ class Why(StrEnum):
     SAFETY_TIMEOUT = "safety_timeout"  # still not complete after `seconds` (status, or detail)
     SAFETY_UNCONFIRMED = "safety_unconfirmed"  # its POST got no usable answer and none is listed
     SAFETY_NAME_TAKEN = "safety_name_taken"  # a snapshot the bot did not make has its name
+    # A scheduled run was not started: the server had `count` of VPS.org's limit and its
+    # oldest (detail: its name) is not this schedule's to delete
+    SCHEDULE_SKIPPED = "schedule_skipped"
     RESUMED_LATE = "resumed_late"  # the bot stopped `seconds` before it could restore
     LEGACY = "legacy"  # recorded as a sentence by an older version (detail: that sentence)
 
@@ -106,6 +109,9 @@ class Asked:
     safety: SafetyPlan | None = None  # a restore's safety snapshot (None: before there were any)
     server_snapshots: int | None = None  # how many snapshots the server had when asked
     undo_of: int | None = None  # the request whose restore this one undoes
+    schedule_id: int | None = None  # a scheduled run: its schedule (its card is its one message)
+    schedule_when: str = ""  # the schedule's `when` at the run, as people read it
+    schedule_keep: int = 0  # how many of its own the schedule keeps
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +141,12 @@ class Outcome:
     safety_removed_at: datetime | None = None
     reminded_at: datetime | None = None  # when a waiting restore's one reminder was queued
     deny_reason: str = ""  # what the approver who denied it said (optional)
+    # A scheduled run: what retention deleted on its account (ids and names, oldest first),
+    # how many of the schedule's own it then left, and why it could not delete (VPS.org's words)
+    pruned_ids: tuple[int, ...] = ()
+    pruned_names: tuple[str, ...] = ()
+    kept: int | None = None
+    prune_failed: str = ""
 
     def but(self, **changes: object) -> Self:
         """A copy with `changes` (dataclasses.replace, named for reading)."""

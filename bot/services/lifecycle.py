@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import TypeVar
 
 from bot.domain.errors import DomainError, OutcomeUnrecorded, VpsApiError
@@ -62,6 +62,11 @@ class Policy:
     # A restore still waiting this long after it was asked gets one reminder in its thread.
     # None: half of approval_ttl; zero: no reminders.
     reminder_after: timedelta | None = None
+    timezone: tzinfo = UTC  # schedules' times (VPSBOT_TIMEZONE)
+    schedule_min_interval: timedelta = timedelta(hours=1)  # no schedule runs more often
+    stale_after: timedelta = timedelta(hours=26)  # a server's newest completed backup older: stale
+    health_interval: timedelta = timedelta(minutes=15)  # how often health is checked for alerts
+    alert_channel: str = ""  # where health alerts go ("": no alerts)
 
     @property
     def reminder_delay(self) -> timedelta | None:
@@ -154,6 +159,8 @@ async def apply(
         if failure.status:
             why["status"] = failure.status
         transition = replace(transition, detail={**why, **transition.detail})
+    if request.asked.schedule_id is not None:  # a scheduled run: its card, updated in place
+        notify = UPDATE if notify else ()
     leases: dict[str, object] = {"lease_owner": None, "lease_until": None}
     won = await uow.requests.apply(transition, holder=holder, outcome=outcome, **(leases | changes))
     if won:

@@ -80,7 +80,6 @@ async def create(
 ) -> OperationRequest:
     """Validate, check the limit, record the request, POST exactly once, queue the channel post."""
     kind = _kind(intent)
-    calls = KINDS[kind]
     server = await existing_server(vps, intent.server_id)
     known = await _check_limit(vps, kind, server)
     name = intent.name if isinstance(intent, CreateSnapshot) else ""
@@ -111,21 +110,31 @@ async def create(
         )
         await uow.commit()
 
+    await send_create(vps, life, request)
+    return await stored(life, request.id)
+
+
+async def send_create(vps: VpsApi, life: Lifecycle, request: OperationRequest) -> None:
+    """The one POST of a create recorded as `executing` with this instance's lease, and what
+    VPS.org answered (the VpsApiError is raised again once recorded, when nothing was made)."""
+    assert request.server is not None
+    asked = request.asked
     # The lease is held until the answer is recorded, however long the database takes.
     async with holding_lease(life, request.id):
         try:
-            started = await calls.create(vps, server.id, name, intent.description)
+            started = await KINDS[request.kind].create(
+                vps, request.server.id, asked.name, asked.description
+            )
         except VpsApiError as error:
             found = None
             if error.outcome_unknown:  # VPS.org may or may not have made it: read, never resend
-                found = await _find_created(vps, request, known)
+                found = await _find_created(vps, request, asked.known_ids)
             if found is None:
                 await _record_failure(life, request, error)
                 raise
             await _mark_created(life, request, found, "", error, Recovery.LISTED)
         else:
             await _mark_created(life, request, started.item, started.message, started.call, None)
-    return await stored(life, request.id)
 
 
 async def _mark_created(
@@ -238,6 +247,8 @@ async def _record_failure(life: Lifecycle, request: OperationRequest, error: Vps
             request,
             request.move(event, at=now, error=type(error).__name__),
             request.outcome.but(failure=failure_of(error)),
+            # a person hears it in the command's answer; a scheduled run on its card
+            notify=UPDATE if request.asked.schedule_id is not None else (),
         )
 
     await persist(life, write, f"the failure of request #{request.id}")

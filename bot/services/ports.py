@@ -18,6 +18,7 @@ from bot.domain.model import (
     Listing,
     OperationRequest,
     RestoreStarted,
+    Schedule,
     Server,
     ServerRef,
     Snapshot,
@@ -119,6 +120,7 @@ class RequestStore(Protocol):
         asked: Asked | None = None,
         expires_at: datetime | None = None,
         required_approvals: int = 0,
+        schedule_id: int | None = None,
     ) -> OperationRequest: ...
 
     async def get(self, request_id: int) -> OperationRequest | None: ...
@@ -178,6 +180,20 @@ class RequestStore(Protocol):
 
     async def release_all(self, owner: str) -> None: ...
 
+    async def kept_by(self, schedule_id: int) -> list[OperationRequest]:
+        """What a schedule made and still keeps (succeeded runs not pruned), oldest first."""
+        ...
+
+    async def over_keep(self, now: datetime) -> list[int]:
+        """The active schedules keeping more than their `keep`, unless put off until later."""
+        ...
+
+    async def runs(
+        self, schedule_ids: Collection[int], per_schedule: int = 1
+    ) -> list[OperationRequest]:
+        """The latest runs of these schedules (at most `per_schedule` each), newest first."""
+        ...
+
     async def in_status(self, *statuses: Status) -> list[OperationRequest]: ...
 
     async def recent(self, limit: int, statuses: Collection[Status]) -> list[OperationRequest]:
@@ -232,6 +248,65 @@ class DeliveryLog(Protocol):
     async def forget_before(self, moment: datetime) -> int: ...
 
 
+class ScheduleStore(Protocol):
+    async def add(
+        self,
+        *,
+        kind: Kind,
+        server: ServerRef,
+        channel_id: str,
+        created_by: str,
+        when: str,
+        keep: int,
+        at: datetime,
+        next_run_at: datetime,
+    ) -> Schedule: ...
+
+    async def get(self, schedule_id: int) -> Schedule | None: ...
+
+    async def active(self, server_id: int | None = None) -> list[Schedule]: ...
+
+    async def remove(self, schedule_id: int, *, by: str, at: datetime) -> bool: ...
+
+    async def claim(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        due: bool = True,
+        schedule_id: int | None = None,
+    ) -> list[Schedule]:
+        """Lease the active schedules that are due (or, without `due`, any one not leased)."""
+        ...
+
+    async def hand_back(self, schedule_id: int, owner: str, **changes: Any) -> bool:
+        """Release `owner`'s lease with `changes`; False when it is no longer theirs."""
+        ...
+
+    async def renew(self, schedule_id: int, owner: str, until: datetime) -> None: ...
+
+    async def release_all(self, owner: str) -> None: ...
+
+
+class HealthStore(Protocol):
+    async def states(self) -> dict[int, tuple[str, str]]:
+        """server id -> (name, state) for every server ever checked."""
+        ...
+
+    async def change(
+        self, server_id: int, name: str, *, old: str | None, new: str, at: datetime
+    ) -> bool:
+        """Compare-and-set the server's state; False when another check moved it first."""
+        ...
+
+
+class JobStore(Protocol):
+    async def take_turn(self, name: str, *, now: datetime, next_run_at: datetime) -> bool:
+        """True for the one caller that finds the job due and moves it to `next_run_at`."""
+        ...
+
+
 class UnitOfWork(Protocol):
     @property
     def audit(self) -> AuditLog: ...
@@ -243,6 +318,12 @@ class UnitOfWork(Protocol):
     def approvals(self) -> ApprovalStore: ...
     @property
     def deliveries(self) -> DeliveryLog: ...
+    @property
+    def schedules(self) -> ScheduleStore: ...
+    @property
+    def health(self) -> HealthStore: ...
+    @property
+    def jobs(self) -> JobStore: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -12,7 +12,7 @@ from bot.domain.errors import NotFound, VpsApiError
 from bot.domain.lifecycle import Event, Status
 from bot.domain.model import COMPLETED, IN_PROGRESS, Action, Kind, OperationRequest, Server
 from bot.domain.outcomes import Failure, Outcome, Why
-from bot.services import reminders, restores, safety
+from bot.services import health, reminders, restores, safety, schedules
 from bot.services.commands import CommandLog
 from bot.services.kinds import KINDS, Item
 from bot.services.lifecycle import Lifecycle, Policy, end, finish
@@ -263,14 +263,18 @@ async def reconcile_stale(vps: VpsApi, life: Lifecycle, owner: str) -> int:
 
 
 async def cycle(vps: VpsApi, life: Lifecycle, commands: CommandLog, owner: str) -> CycleReport:
-    """Everything the tracker does at a tick: expire, remind, reconcile, follow, forget old
-    replays, delete the safety snapshots whose time has come."""
+    """Everything the tracker does at a tick: expire, remind, reconcile, start the scheduled
+    runs that are due, follow, prune what schedules keep beyond `keep`, forget old replays,
+    delete the safety snapshots whose time has come, check health (when its turn has come)."""
     await restores.expire_due(life)
     await reminders.remind_due(life)  # after the sweeper: nothing expired is reminded
     await commands.forget_deliveries()
     await reconcile_stale(vps, life, owner)
+    await schedules.run_due(vps, life, owner)
     report = await check_in_flight(vps, life, owner)
+    await schedules.prune_due(vps, life, owner)  # after the runs completed at this tick
     await safety.clean_up(vps, life, owner)
+    await health.alert_due(vps, life)
     return report
 
 

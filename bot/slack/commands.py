@@ -15,22 +15,35 @@ from slack_sdk.errors import SlackApiError, SlackClientError
 from bot.domain.errors import Busy, NotEligible
 from bot.domain.model import Kind
 from bot.domain.operations import (
+    AddSchedule,
     CreateBackup,
     CreateSnapshot,
     ExportAudit,
     Intent,
     ListBackups,
+    ListSchedules,
     ListSnapshots,
+    RemoveSchedule,
     RequestDelete,
     RequestRestore,
     ShowHelp,
     ShowPending,
     ShowRequest,
+    ShowStatus,
     ShowVpsbotHelp,
     VpsbotIntent,
 )
 from bot.logs import new_request_id
-from bot.services import Services, listings, operations, reports, restores, views
+from bot.services import (
+    Services,
+    health,
+    listings,
+    operations,
+    reports,
+    restores,
+    schedules,
+    views,
+)
 from bot.services.access import check_channel, check_operator
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
@@ -46,8 +59,10 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
     """Carry out one intent and render its reply (None: the channel hears through the outbox)."""
     if not isinstance(intent, ShowHelp):
         check_channel(services.policy.channels, actor.channel_id)
-    if isinstance(intent, CreateSnapshot | CreateBackup | RequestDelete):
+    changes = CreateSnapshot | CreateBackup | RequestDelete | AddSchedule | RemoveSchedule
+    if isinstance(intent, changes):
         await check_operator(services.directory, services.policy.operators, actor.user_id)
+    tz = services.life.policy.timezone
     match intent:
         case ShowHelp():
             return blocks.help_message(intent.kind, usage(intent.kind))
@@ -67,6 +82,19 @@ async def run(intent: Intent, actor: Actor, services: Services) -> blocks.Messag
             how = usage(intent.kind, "restore")
             await restores.request_restore(services.vps, services.life, actor, intent, how)
             return None
+        case AddSchedule():
+            schedule = await schedules.add(services.vps, services.life, actor, intent)
+            return blocks.schedule_added(schedule, schedule.next_run_at, tz)
+        case ListSchedules(kind, server_id):
+            listed = await schedules.listing(services.life, kind, server_id)
+            return blocks.schedules_list(kind, listed, services.life.clock(), tz, server_id)
+        case RemoveSchedule():
+            schedule = await schedules.remove(services.life, actor, intent)
+            kept = len(await schedules.made(services.life, schedule.id))
+            return blocks.schedule_removed(schedule, actor.user_id, kept)
+        case ShowStatus(server_id):
+            report = await health.check(services.vps, services.life, server_id)
+            return blocks.status_message(report, tz, server_id)
 
 
 async def run_vpsbot(

@@ -50,6 +50,8 @@ class SlackNotifier:
         try:
             if kind == "notice":
                 return await self._notice(payload)
+            if kind == "alert":
+                return await self._alert(payload)
             if request is None:
                 raise DeliveryError("the request behind this message is gone", retryable=False)
             return await self._send(kind, payload, request)
@@ -67,6 +69,13 @@ class SlackNotifier:
     async def _notice(self, payload: dict[str, Any]) -> Delivery:
         channel = str(payload.get("channel", ""))
         message = blocks.notice_message(str(payload.get("event", "")))
+        posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
+        return Delivery(channel, posted.get("ts"))
+
+    async def _alert(self, payload: dict[str, Any]) -> Delivery:
+        """A server's health changed: told in VPSBOT_ALERT_CHANNEL."""
+        channel = str(payload.get("channel", ""))
+        message = blocks.alert_message(payload, self._clock())
         posted = await self._client.chat_postMessage(channel=channel, **message.as_kwargs())
         return Delivery(channel, posted.get("ts"))
 

@@ -19,27 +19,52 @@ from bot.domain.operations import (
     MAX_AUDIT_DAYS,
     MAX_DESCRIPTION,
     MAX_SNAPSHOT_NAME,
+    AddSchedule,
     CreateBackup,
     CreateSnapshot,
     ExportAudit,
     Intent,
     ListBackups,
+    ListSchedules,
     ListSnapshots,
+    RemoveSchedule,
     RequestDelete,
     RequestRestore,
     ShowHelp,
     ShowPending,
     ShowRequest,
+    ShowStatus,
     ShowVpsbotHelp,
     VpsbotIntent,
     is_snapshot_name,
     parse_id,
+)
+from bot.domain.schedules import (
+    FORMS,
+    MAX_KEEP,
+    MAX_WHEN_WORDS,
+    MIN_KEEP,
+    BadWhen,
+    When,
+    check_keep,
+    parse_when,
+    words,
 )
 from bot.slack.blocks.text import clip, escape
 
 MAX_TEXT = 2000
 MAX_ID = 9_999_999_999
 QUOTED = 40  # characters of a wrong word shown back
+
+WHEN_HELP = (
+    "when: `hourly`, `daily 03:00`, `weekly mon 03:00`, `every 6h`, or a cron expression in "
+    'quotes as in `"0 3 * * *"`; times in the bot\'s time zone'
+)
+
+
+def _keeps(kind: Kind) -> str:
+    return f"{MIN_KEEP}-{MAX_KEEP[kind]}"
+
 
 # (usage, what it does) for each command; `help` renders exactly these lines.
 GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
@@ -54,6 +79,19 @@ GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
             "restore the snapshot's server from it, after a second person approves",
         ),
         "delete": ("delete <snapshot_id>", "delete a snapshot (you confirm with a button)"),
+        "schedule": (
+            "schedule <server_id> <when> keep <N>",
+            f"take snapshots on a schedule, keeping the newest N it took, "
+            f"{_keeps(Kind.SNAPSHOT)} (one of VPS.org's 5 places stays free); {WHEN_HELP}",
+        ),
+        "schedules": (
+            "schedules [server_id]",
+            "list snapshot schedules, of every server or of one",
+        ),
+        "unschedule": (
+            "unschedule <schedule_id>",
+            "stop a snapshot schedule (its id as `schedules` shows it: `#3` or `3`)",
+        ),
         "help": ("help", "show this help"),
     },
     Kind.BACKUP: {
@@ -67,6 +105,20 @@ GRAMMAR: dict[Kind, dict[str, tuple[str, str]]] = {
             "restore the backup's server from it, after a second person approves",
         ),
         "delete": ("delete <backup_id>", "delete a backup (you confirm with a button)"),
+        "schedule": (
+            "schedule <server_id> <when> keep <N>",
+            f"take manual backups on a schedule, keeping the newest N it took, "
+            f"{_keeps(Kind.BACKUP)} (one of VPS.org's 10 places stays free); {WHEN_HELP}",
+        ),
+        "schedules": ("schedules [server_id]", "list backup schedules, of every server or of one"),
+        "unschedule": (
+            "unschedule <schedule_id>",
+            "stop a backup schedule (its id as `schedules` shows it: `#3` or `3`)",
+        ),
+        "status": (
+            "status [server_id]",
+            "the health of scheduled backups and snapshots, of every server or of one",
+        ),
         "help": ("help", "show this help"),
     },
 }
@@ -85,6 +137,20 @@ ALIASES = {
     "remove": "delete",
     "rollback": "restore",
     "revert": "restore",
+    "cron": "schedule",
+    "crontab": "schedule",
+    "every": "schedule",
+    "auto": "schedule",
+    "plan": "schedule",
+    "crons": "schedules",
+    "timers": "schedules",
+    "jobs": "schedules",
+    "stop": "unschedule",
+    "cancel": "unschedule",
+    "deschedule": "unschedule",
+    "health": "status",
+    "check": "status",
+    "overview": "status",
     "?": "help",
     "-h": "help",
     "--help": "help",
@@ -121,7 +187,7 @@ def suggestion(kind: Kind, word: str) -> str | None:
     """The known subcommand nearest to an unknown word, if any is near."""
     lowered = word.lower()
     if lowered in ALIASES:
-        return ALIASES[lowered]
+        return ALIASES[lowered] if ALIASES[lowered] in GRAMMAR[kind] else None
     if parse_id(word) is not None or (kind is Kind.BACKUP and lowered in TYPE_WORDS):
         return "list"  # `/snapshot 12345`: the subcommand was left out
     if len(lowered) > 20:
@@ -185,6 +251,15 @@ def parse(kind: Kind, text: str) -> Intent:
         return _parse_list(kind, tail.split())
     if subcommand == "create":
         return _parse_create(kind, tail)
+    if subcommand == "schedule":
+        return _parse_schedule(kind, tail)
+    if subcommand in ("schedules", "status"):
+        server_id = _optional_server(kind, subcommand, tail.split())
+        return (
+            ListSchedules(kind, server_id) if subcommand == "schedules" else ShowStatus(server_id)
+        )
+    if subcommand == "unschedule":
+        return RemoveSchedule(kind, _schedule_id(kind, tail.split()))
     target_text, *more = tail.split(maxsplit=1) or [""]
     what = f"{kind.value} id"
     if not target_text:
@@ -210,6 +285,12 @@ def parse(kind: Kind, text: str) -> Intent:
 def _unknown(kind: Kind, head: str) -> UsageError:
     known = ", ".join(f"“{name}”" for name in GRAMMAR[kind])
     message = f"{quoted(head)} is not a /{kind.value} subcommand"
+    lowered = head.lower()
+    if kind is Kind.SNAPSHOT and "status" in (lowered, ALIASES.get(lowered)):
+        return UsageError(
+            f"{message}: the health of scheduled snapshots and backups is “/backup status”.",
+            summary(kind),
+        )
     near = suggestion(kind, head)
     if near is None:
         return UsageError(f"{message}: expected one of {known}.", summary(kind))
@@ -293,6 +374,140 @@ def _parse_create(kind: Kind, tail: str) -> Intent:
         raise _fail(kind, "create", f"{quoted(name)} {problem}: expected {NAME_RULE}.")
     description = _free_text(kind, "create", words[2] if len(words) > 2 else "", "description")
     return CreateSnapshot(server_id, name, description)
+
+
+# -- schedules -----------------------------------------------------------------------------------
+
+
+def _parse_schedule(kind: Kind, tail: str) -> Intent:
+    """`schedule <server_id> <when> keep <N>`."""
+    try:
+        found = words(tail)
+    except BadWhen as error:
+        raise _fail(kind, "schedule", _when_message(error)) from None
+    if not found:
+        raise _fail(
+            kind,
+            "schedule",
+            "The server id is missing: expected a server id (a number) after “schedule”.",
+        )
+    server_id = _id(kind, "schedule", found[0], "server id")
+    rest = found[1:]
+    keep_at = next((i for i, word in enumerate(rest) if word.lower() == "keep"), None)
+    if not rest or keep_at == 0:
+        raise _fail(
+            kind, "schedule", f"The timing is missing after the server id: expected {FORMS}."
+        )
+    if keep_at is None:
+        raise _fail(kind, "schedule", _no_keep(kind, rest))
+    when = _when(kind, rest[:keep_at])
+    after = rest[keep_at + 1 :]
+    if not after:
+        raise _fail(
+            kind,
+            "schedule",
+            f"The number to keep is missing: expected a whole number from {_keep_range(kind)} "
+            "after “keep”.",
+        )
+    keep = _keep(kind, after[0])
+    if len(after) > 1:
+        raise _fail(
+            kind,
+            "schedule",
+            f"{quoted(after[1])} is one word too many: expected nothing after “keep {keep}”.",
+        )
+    return AddSchedule(kind, server_id, when, keep)
+
+
+def _when(kind: Kind, found: list[str]) -> When:
+    try:
+        return parse_when(" ".join(found))
+    except BadWhen as error:
+        raise _fail(kind, "schedule", _when_message(error)) from None
+
+
+def _when_message(error: BadWhen) -> str:
+    return error.problem if error.word is None else f"{quoted(error.word)} {error.problem}"
+
+
+def _no_keep(kind: Kind, rest: list[str]) -> str:
+    """What to say when `keep` is not there: where it was expected, or what is wrong before."""
+    expected = f"expected “keep <N>” at the end, N from {_keep_range(kind)}"
+    try:
+        parse_when(" ".join(rest))
+    except BadWhen as error:
+        problem = _when_message(error)
+    else:
+        return f"The number to keep is missing: {expected}."
+    for length in range(min(len(rest) - 1, MAX_WHEN_WORDS), 0, -1):
+        try:
+            when = parse_when(" ".join(rest[:length]))
+        except BadWhen:
+            continue
+        return f"{quoted(rest[length])} is not “keep”: {expected} (after {quoted(when.text)})."
+    return problem
+
+
+def _keep_range(kind: Kind) -> str:
+    return f"{MIN_KEEP} to {MAX_KEEP[kind]}"
+
+
+def _keep(kind: Kind, word: str) -> int:
+    if not (word.isascii() and word.isdigit()):
+        raise _fail(
+            kind,
+            "schedule",
+            f"{quoted(word)} is not a number to keep: expected a whole number from "
+            f"{_keep_range(kind)} after “keep”.",
+        )
+    keep = int(word)
+    try:
+        check_keep(kind, keep)
+    except ValueError as error:
+        raise _fail(
+            kind, "schedule", f"{quoted(word)} is out of range for “keep”. {error}"
+        ) from None
+    return keep
+
+
+def _optional_server(kind: Kind, subcommand: str, found: list[str]) -> int | None:
+    """`schedules [server_id]`, `status [server_id]`."""
+    if not found:
+        return None
+    value = parse_id(found[0])
+    if value is None:
+        problem = (
+            f"ids are 1 to {MAX_ID}"
+            if found[0].isascii() and found[0].isdigit()
+            else "expected a server id (a number), or nothing for every server"
+        )
+        raise _fail(kind, subcommand, f"{quoted(found[0])} is not a server id: {problem}.")
+    if len(found) > 1:
+        raise _fail(
+            kind,
+            subcommand,
+            f"{quoted(found[1])} is one word too many: “{subcommand}” takes only a server id.",
+        )
+    return value
+
+
+def _schedule_id(kind: Kind, found: list[str]) -> int:
+    """A schedule id as the bot shows it (`#3`) or as a bare number."""
+    expected = "expected a schedule id (a number, as in “#3”) after “unschedule”"
+    if not found:
+        raise _fail(kind, "unschedule", f"The schedule id is missing: {expected}.")
+    digits = found[0].removeprefix("#")
+    value = parse_id(digits)
+    if value is None:
+        problem = f"ids are 1 to {MAX_ID}" if digits.isascii() and digits.isdigit() else expected
+        raise _fail(kind, "unschedule", f"{quoted(found[0])} is not a schedule id: {problem}.")
+    if len(found) > 1:
+        raise _fail(
+            kind,
+            "unschedule",
+            f"{quoted(found[1])} is one word too many: “unschedule” takes only the schedule id.",
+        )
+    return value
 
 
 # -- /vpsbot: looking things up ------------------------------------------------------------------

@@ -26,9 +26,10 @@ class Reply:
     user_id: str
 
     async def send(self, message: Message) -> None:
-        """Ephemeral to the person. A response_url that has expired or been used up (Slack
-        allows five answers in 30 minutes) falls back to chat.postEphemeral. The post goes
-        through the Web API client's session when it has one (connections to Slack reused)."""
+        """Ephemeral to the person (a `public` message: to the channel). A response_url that
+        has expired or been used up (Slack allows five answers in 30 minutes) falls back to
+        chat.postEphemeral (chat.postMessage for a public one). The post goes through the Web
+        API client's session when it has one (connections to Slack reused)."""
         if self.response_url:
             hook = AsyncWebhookClient(
                 self.response_url,
@@ -37,7 +38,9 @@ class Reply:
             )
             try:
                 answer = await hook.send(
-                    response_type="ephemeral", replace_original=False, **message.as_kwargs()
+                    response_type="in_channel" if message.public else "ephemeral",
+                    replace_original=False,
+                    **message.as_kwargs(),
                 )
                 if answer.status_code == 200:
                     return
@@ -48,6 +51,9 @@ class Reply:
             log.error("no way left to answer the person")
             return
         try:
+            if message.public:
+                await self.client.chat_postMessage(channel=self.channel_id, **message.as_kwargs())
+                return
             await self.client.chat_postEphemeral(
                 channel=self.channel_id, user=self.user_id, **message.as_kwargs()
             )

@@ -88,6 +88,12 @@ def _ids(value: object) -> tuple[str, ...]:
     return tuple(str(v) for v in value) if isinstance(value, list) else ()
 
 
+def _numbers(value: object) -> tuple[int, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(n for n in (_int(v) for v in value) if n is not None)
+
+
 def load_failure(value: object) -> Failure | None:
     if not isinstance(value, dict):
         return None
@@ -109,7 +115,7 @@ def load_asked(data: dict[str, Any]) -> Asked:
     return Asked(
         name=_text(data.get("name")),
         description=_text(data.get("description")),
-        known_ids=tuple(i for i in known if _int(i) is not None) if isinstance(known, list) else (),
+        known_ids=_numbers(known),
         target_created_at=_moment(data.get("target_created_at")),
         target_size_mb=_int(data.get("target_size_mb")),
         target_status=_text(data.get("target_status")),
@@ -118,6 +124,9 @@ def load_asked(data: dict[str, Any]) -> Asked:
         safety=_enum(SafetyPlan, data.get("safety")),
         server_snapshots=_int(data.get("server_snapshots")),
         undo_of=_int(data.get("undo_of")),
+        schedule_id=_int(data.get("schedule_id")),
+        schedule_when=_text(data.get("schedule_when")),
+        schedule_keep=_int(data.get("schedule_keep")) or 0,
     )
 
 
@@ -147,4 +156,8 @@ def load_outcome(data: dict[str, Any]) -> Outcome:
         safety_removed_at=_moment(data.get("safety_removed_at")),
         reminded_at=_moment(data.get("reminded_at")),
         deny_reason=_text(data.get("deny_reason")),
+        pruned_ids=_numbers(data.get("pruned_ids")),
+        pruned_names=_ids(data.get("pruned_names")),
+        kept=_int(data.get("kept")),
+        prune_failed=_text(data.get("prune_failed")),
     )

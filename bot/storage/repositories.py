@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, delete, exists, or_, select, text, update
+from sqlalchemy import CursorResult, delete, exists, func, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
@@ -15,14 +15,17 @@ from sqlalchemy.orm import aliased
 from bot.domain.approvals import Vote
 from bot.domain.errors import AlreadyVoted, RestoreUnderWay
 from bot.domain.lifecycle import FINAL, UNDER_WAY, Status, Transition
-from bot.domain.model import Action, Kind, OperationRequest, ServerRef
+from bot.domain.model import Action, Kind, OperationRequest, Schedule, ServerRef
 from bot.domain.outcomes import Asked, Outcome
 from bot.storage.codec import dump_asked, dump_outcome, load_asked, load_outcome
 from bot.storage.tables import (
     ApprovalRecord,
     AuditRecord,
+    JobRecord,
     OutboxRecord,
     RequestRecord,
+    ScheduleRecord,
+    ServerHealthRecord,
     SlackDelivery,
 )
 
@@ -140,8 +143,10 @@ class RequestRepository:
         asked: Asked | None = None,
         expires_at: datetime | None = None,
         required_approvals: int = 0,
+        schedule_id: int | None = None,
     ) -> OperationRequest:
         record = RequestRecord(
+            schedule_id=schedule_id,
             kind=kind.value,
             action=action.value,
             status=status.value,
@@ -378,6 +383,63 @@ class RequestRepository:
             .execution_options(synchronize_session=False)
         )
 
+    async def kept_by(self, schedule_id: int) -> list[OperationRequest]:
+        """What a schedule made and still keeps: its succeeded runs not yet pruned, oldest
+        first."""
+        query = (
+            select(RequestRecord)
+            .where(RequestRecord.schedule_id == schedule_id)
+            .where(RequestRecord.status == Status.SUCCEEDED.value)
+            .where(RequestRecord.pruned_at.is_(None))
+            .where(RequestRecord.target_id.is_not(None))
+            .order_by(RequestRecord.created_at, RequestRecord.id)
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
+
+    async def over_keep(self, now: datetime) -> list[int]:
+        """The active schedules keeping more than their `keep` (retention is due), unless a
+        failed attempt put them off until later."""
+        query = (
+            select(ScheduleRecord.id)
+            .join(RequestRecord, RequestRecord.schedule_id == ScheduleRecord.id)
+            .where(ScheduleRecord.removed_at.is_(None))
+            .where(or_(ScheduleRecord.prune_after.is_(None), ScheduleRecord.prune_after <= now))
+            .where(RequestRecord.status == Status.SUCCEEDED.value)
+            .where(RequestRecord.pruned_at.is_(None))
+            .where(RequestRecord.target_id.is_not(None))
+            .group_by(ScheduleRecord.id, ScheduleRecord.keep)
+            .having(func.count(RequestRecord.id) > ScheduleRecord.keep)
+            .order_by(ScheduleRecord.id)
+        )
+        return list((await self._session.scalars(query)).all())
+
+    async def runs(
+        self, schedule_ids: Collection[int], per_schedule: int = 1
+    ) -> list[OperationRequest]:
+        """The latest runs of these schedules (at most `per_schedule` each), newest first."""
+        if not schedule_ids:
+            return []
+        ranked = (
+            select(
+                RequestRecord.id,
+                func.row_number()
+                .over(
+                    partition_by=RequestRecord.schedule_id,
+                    order_by=(RequestRecord.created_at.desc(), RequestRecord.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(RequestRecord.schedule_id.in_(list(schedule_ids)))
+            .subquery()
+        )
+        query = (
+            select(RequestRecord)
+            .join(ranked, ranked.c.id == RequestRecord.id)
+            .where(ranked.c.rank <= per_schedule)
+            .order_by(RequestRecord.created_at.desc(), RequestRecord.id.desc())
+        )
+        return [_request(r) for r in (await self._session.scalars(query)).all()]
+
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         query = (
             select(RequestRecord)
@@ -566,3 +628,209 @@ class DeliveryRepository:
             delete(SlackDelivery).where(SlackDelivery.created_at < moment)
         )
         return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def _schedule(record: ScheduleRecord) -> Schedule:
+    return Schedule(
+        id=record.id,
+        kind=Kind(record.kind),
+        server=ServerRef(record.server_id, record.server_name),
+        channel_id=record.channel_id,
+        created_by=record.created_by,
+        when=record.spec,
+        keep=record.keep,
+        created_at=record.created_at,
+        next_run_at=record.next_run_at,
+        removed_at=record.removed_at,
+        removed_by=record.removed_by,
+    )
+
+
+class ScheduleRepository:
+    """Schedules; a run or a retention pass is made by the instance holding the lease."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        *,
+        kind: Kind,
+        server: ServerRef,
+        channel_id: str,
+        created_by: str,
+        when: str,
+        keep: int,
+        at: datetime,
+        next_run_at: datetime,
+    ) -> Schedule:
+        record = ScheduleRecord(
+            kind=kind.value,
+            server_id=server.id,
+            server_name=server.name,
+            channel_id=channel_id,
+            created_by=created_by,
+            spec=when,
+            keep=keep,
+            created_at=at,
+            next_run_at=next_run_at,
+        )
+        self._session.add(record)
+        await self._session.flush()
+        return _schedule(record)
+
+    async def get(self, schedule_id: int) -> Schedule | None:
+        record = await self._session.get(ScheduleRecord, schedule_id, populate_existing=True)
+        return None if record is None else _schedule(record)
+
+    async def active(self, server_id: int | None = None) -> list[Schedule]:
+        """The schedules not removed, of one server or all, in id order."""
+        query = (
+            select(ScheduleRecord)
+            .where(ScheduleRecord.removed_at.is_(None))
+            .order_by(ScheduleRecord.id)
+        )
+        if server_id is not None:
+            query = query.where(ScheduleRecord.server_id == server_id)
+        return [_schedule(r) for r in (await self._session.scalars(query)).all()]
+
+    async def remove(self, schedule_id: int, *, by: str, at: datetime) -> bool:
+        """Unschedule (compare-and-set: False when it was already removed)."""
+        result = await self._session.execute(
+            update(ScheduleRecord)
+            .where(ScheduleRecord.id == schedule_id)
+            .where(ScheduleRecord.removed_at.is_(None))
+            .values(removed_at=at, removed_by=by)
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+    async def claim(
+        self,
+        *,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        due: bool = True,
+        schedule_id: int | None = None,
+    ) -> list[Schedule]:
+        """Lease the active schedules that are due (`due`: next_run_at has come) and not
+        leased by a live owner; one of them only with `schedule_id`. PostgreSQL: `FOR UPDATE
+        SKIP LOCKED`; SQLite: the transaction holds the write lock (BEGIN IMMEDIATE)."""
+        query = (
+            select(ScheduleRecord)
+            .where(ScheduleRecord.removed_at.is_(None))
+            .where(or_(ScheduleRecord.lease_until.is_(None), ScheduleRecord.lease_until < now))
+            .order_by(ScheduleRecord.next_run_at, ScheduleRecord.id)
+            .with_for_update(skip_locked=True)
+        )
+        if due:
+            query = query.where(ScheduleRecord.next_run_at <= now)
+        if schedule_id is not None:
+            query = query.where(ScheduleRecord.id == schedule_id)
+        records = (await self._session.scalars(query)).all()
+        for record in records:
+            record.lease_owner = owner
+            record.lease_until = now + lease
+        await self._session.flush()
+        return [_schedule(record) for record in records]
+
+    async def hand_back(self, schedule_id: int, owner: str, **changes: Any) -> bool:
+        """Release `owner`'s lease with `changes` (next_run_at, prune_after); nothing and
+        False when the lease is no longer theirs (it lapsed and another instance took it)."""
+        result = await self._session.execute(
+            update(ScheduleRecord)
+            .where(ScheduleRecord.id == schedule_id)
+            .where(ScheduleRecord.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None, **changes)
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+    async def renew(self, schedule_id: int, owner: str, until: datetime) -> None:
+        await self._session.execute(
+            update(ScheduleRecord)
+            .where(ScheduleRecord.id == schedule_id)
+            .where(ScheduleRecord.lease_owner == owner)
+            .values(lease_until=until)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def release_all(self, owner: str) -> None:
+        await self._session.execute(
+            update(ScheduleRecord)
+            .where(ScheduleRecord.lease_owner == owner)
+            .values(lease_owner=None, lease_until=None)
+            .execution_options(synchronize_session=False)
+        )
+
+
+class HealthRepository:
+    """The health each server was last seen in; a change is a compare-and-set."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def states(self) -> dict[int, tuple[str, str]]:
+        """server id -> (name, state), for every server ever checked."""
+        rows = (await self._session.scalars(select(ServerHealthRecord))).all()
+        return {r.server_id: (r.server_name, r.state) for r in rows}
+
+    async def change(
+        self, server_id: int, name: str, *, old: str | None, new: str, at: datetime
+    ) -> bool:
+        """Move the server from `old` (None: never checked) to `new`; False when another
+        check moved it first (this one must then say nothing)."""
+        if old is None:
+            try:
+                async with self._session.begin_nested():
+                    self._session.add(
+                        ServerHealthRecord(
+                            server_id=server_id,
+                            server_name=name,
+                            state=new,
+                            since=at,
+                            checked_at=at,
+                        )
+                    )
+            except IntegrityError:
+                return False
+            return True
+        result = await self._session.execute(
+            update(ServerHealthRecord)
+            .where(ServerHealthRecord.server_id == server_id)
+            .where(ServerHealthRecord.state == old)
+            .values(state=new, server_name=name, since=at, checked_at=at)
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+
+class JobRepository:
+    """Periodic jobs shared by every instance."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def take_turn(self, name: str, *, now: datetime, next_run_at: datetime) -> bool:
+        """True for the one caller that finds the job due and moves it to `next_run_at`."""
+        due = await self._session.scalar(
+            select(JobRecord.next_run_at).where(JobRecord.name == name)
+        )
+        if due is None:  # its first run: the insert decides
+            try:
+                async with self._session.begin_nested():
+                    self._session.add(JobRecord(name=name, next_run_at=next_run_at))
+            except IntegrityError:
+                return False
+            return True
+        if due > now:
+            return False
+        result = await self._session.execute(
+            update(JobRecord)
+            .where(JobRecord.name == name)
+            .where(JobRecord.next_run_at <= now)
+            .values(next_run_at=next_run_at)
+            .execution_options(synchronize_session=False)
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1

@@ -86,6 +86,10 @@ class RequestRecord(Base):
     # When the bot deletes the safety snapshot this restore made (null: none to delete): kept
     # as a column, indexed, so the clean-up finds the due ones without reading every request.
     safety_delete_at: Mapped[datetime | None] = mapped_column(index=True)
+    # A scheduled run: the schedule it ran for (null: a person's request), and when the bot
+    # let go of what it made (retention deleted it, or it was found gone).
+    schedule_id: Mapped[int | None] = mapped_column(index=True)
+    pruned_at: Mapped[datetime | None]
 
     __table_args__ = (
         Index("ix_requests_status_next_check", "status", "next_check_at"),
@@ -99,6 +103,54 @@ class RequestRecord(Base):
             sqlite_where=text(RESTORE_UNDER_WAY),
         ),
     )
+
+
+class ScheduleRecord(Base):
+    """A recurring snapshot or manual backup of one server, with how many of its own to keep.
+    Unscheduling sets `removed_at`: the row and its runs stay, for the audit trail."""
+
+    __tablename__ = "schedules"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # snapshot | backup
+    server_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    channel_id: Mapped[str] = mapped_column(String(32))
+    created_by: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[str] = mapped_column(String(100))  # when, canonical: "daily 03:00"
+    keep: Mapped[int]
+    created_at: Mapped[datetime]
+    next_run_at: Mapped[datetime]
+    # retention found nothing it could delete (VPS.org refused): not tried again before this
+    prune_after: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]
+    removed_by: Mapped[str | None] = mapped_column(String(32))
+    lease_owner: Mapped[str | None] = mapped_column(String(64))
+    lease_until: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_schedules_removed_next_run", "removed_at", "next_run_at"),)
+
+
+class ServerHealthRecord(Base):
+    """The health each server was last seen in (ok | stale | failed): an alert is posted when
+    a check moves it, by the one transaction whose compare-and-set wins."""
+
+    __tablename__ = "server_health"
+
+    server_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    server_name: Mapped[str] = mapped_column(String(255), default="")
+    state: Mapped[str] = mapped_column(String(16))
+    since: Mapped[datetime]
+    checked_at: Mapped[datetime]
+
+
+class JobRecord(Base):
+    """A periodic job run by one instance at a time: whoever moves `next_run_at` runs it."""
+
+    __tablename__ = "jobs"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    next_run_at: Mapped[datetime]
 
 
 class ApprovalRecord(Base):

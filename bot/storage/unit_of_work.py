@@ -11,8 +11,11 @@ from bot.storage.repositories import (
     ApprovalRepository,
     AuditRepository,
     DeliveryRepository,
+    HealthRepository,
+    JobRepository,
     OutboxRepository,
     RequestRepository,
+    ScheduleRepository,
 )
 
 
@@ -31,6 +34,9 @@ class SqlUnitOfWork:
     outbox: OutboxRepository
     approvals: ApprovalRepository
     deliveries: DeliveryRepository
+    schedules: ScheduleRepository
+    health: HealthRepository
+    jobs: JobRepository
 
     def __init__(
         self,
@@ -48,6 +54,9 @@ class SqlUnitOfWork:
         self.outbox = OutboxRepository(self._session)
         self.approvals = ApprovalRepository(self._session)
         self.deliveries = DeliveryRepository(self._session)
+        self.schedules = ScheduleRepository(self._session)
+        self.health = HealthRepository(self._session)
+        self.jobs = JobRepository(self._session)
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:

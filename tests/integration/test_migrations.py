@@ -253,5 +253,56 @@ async def test_0004_keeps_live_restores_which_made_no_safety_snapshot(database_u
     assert due == []
     async with db.engine.connect() as conn:
         version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
-    assert version == "0004"
+    assert version == "0005"  # and on to the newest
+    await db.dispose()
+
+
+async def test_0005_keeps_every_request_as_a_persons_and_adds_schedules(database_url: str) -> None:
+    """Requests as 0004 held them: after 0005 they belong to no schedule, were never pruned,
+    and no retention pass picks them; schedules, health and jobs are there and empty."""
+    db = Database(async_database_url(database_url))
+    async with db.engine.begin() as conn:
+        await conn.run_sync(_to("0004"))
+        for status, server, target in (
+            ("succeeded", 7, 801),
+            ("running", 8, 802),
+            ("executing", 9, 501),
+        ):
+            await conn.execute(
+                text(
+                    "INSERT INTO requests (kind, action, status, requester_id, channel_id,"
+                    " server_id, server_name, target_id, target_name, reason, params, result,"
+                    " required_approvals, created_at, updated_at) VALUES ('snapshot',"
+                    " :action, :status, 'U1', 'C1', :server, 'web', :target, 'x', '', '{}', '{}',"
+                    " 1, :at, :at)"
+                ),
+                {
+                    "action": "create" if status == "succeeded" else "restore",
+                    "status": status,
+                    "server": server,
+                    "target": target,
+                    "at": AT.replace(tzinfo=None) if db.dialect == "sqlite" else AT,
+                },
+            )
+    await db.upgrade()
+
+    async with SqlUnitOfWork(db.sessions) as uow:
+        rows = await uow.requests.in_status(*Status)
+        over = await uow.requests.over_keep(AT + timedelta(days=365))
+        active = await uow.schedules.active()
+        states = await uow.health.states()
+        runs = await uow.requests.runs([1, 2, 3])
+    assert [(r.action, r.status, r.target_id) for r in rows] == [
+        (Action.CREATE, Status.SUCCEEDED, 801),
+        (Action.RESTORE, Status.RUNNING, 802),
+        (Action.RESTORE, Status.EXECUTING, 501),
+    ]
+    assert all(r.asked.schedule_id is None for r in rows)
+    assert (over, active, states, runs) == ([], [], {}, [])
+    async with db.engine.connect() as conn:
+        version = (await conn.execute(text("SELECT version_num FROM alembic_version"))).scalar()
+        scheduled = (
+            await conn.execute(text("SELECT count(*) FROM requests WHERE schedule_id IS NOT NULL"))
+        ).scalar()
+    assert (version, scheduled) == ("0005", 0)
     await db.dispose()

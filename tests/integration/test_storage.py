@@ -44,7 +44,7 @@ async def test_upgrading_again_and_concurrently_is_harmless(database_url: str) -
     await first.upgrade()
     async with first.engine.connect() as conn:
         versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-    assert versions == [("0004",)]
+    assert versions == [("0005",)]
     await first.dispose()
     await second.dispose()
 

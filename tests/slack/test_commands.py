@@ -133,11 +133,14 @@ USAGE_REPLIES = [
     (
         ("/snapshot", "frobnicate"),
         ":warning: “frobnicate” is not a /snapshot subcommand: expected one of “list”, "
-        "“create”, “restore”, “delete”, “help”.",
+        "“create”, “restore”, “delete”, “schedule”, “schedules”, “unschedule”, “help”.",
         "`/snapshot list [server_id]`\n"
         "`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
         "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n"
         "`/snapshot delete &lt;snapshot_id&gt;`\n"
+        "`/snapshot schedule &lt;server_id&gt; &lt;when&gt; keep &lt;N&gt;`\n"
+        "`/snapshot schedules [server_id]`\n"
+        "`/snapshot unschedule &lt;schedule_id&gt;`\n"
         "`/snapshot help`",
     ),
     (

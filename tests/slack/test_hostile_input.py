@@ -14,7 +14,9 @@ from urllib.parse import quote, urlencode
 import pytest
 
 from bot.domain.lifecycle import Status
+from bot.domain.model import Kind
 from bot.slack import actions, ids
+from bot.slack.parsing import GRAMMAR
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Simulator
 from tests.conftest import ALICE, BOB, CHANNEL, Stack, fixture, running_stack
@@ -363,6 +365,7 @@ async def test_a_hostile_word_in_a_usage_error_is_shown_as_text(stack: Stack, wo
             escaped = escaped.replace(typed, shown)
         assert f":warning: “{escaped}” {says}" in sentence
         assert len(reply.data["blocks"]) == 2
-        assert reply.data["blocks"][1]["elements"][0]["text"].count("`/snapshot ") in (1, 5)
+        usages = reply.data["blocks"][1]["elements"][0]["text"].count("`/snapshot ")
+        assert usages in (1, len(GRAMMAR[Kind.SNAPSHOT]))
     assert stack.sim.calls == []
     assert await state(stack) == ([], [])

@@ -7,14 +7,18 @@ from hypothesis import strategies as st
 from bot.domain.errors import UsageError
 from bot.domain.model import BackupType, Kind
 from bot.domain.operations import (
+    AddSchedule,
     CreateBackup,
     CreateSnapshot,
     Intent,
     ListBackups,
+    ListSchedules,
     ListSnapshots,
+    RemoveSchedule,
     RequestDelete,
     RequestRestore,
     ShowHelp,
+    ShowStatus,
 )
 from bot.slack.parsing import GRAMMAR, parse, quoted, summary, usage
 
@@ -212,20 +216,23 @@ def test_an_unknown_subcommand_suggests_the_nearest_with_only_its_usage(
     assert caught.value.usage.count(f"`/{kind.value} ") == 1
 
 
-@pytest.mark.parametrize("word", ["frobnicate", "x", "backup", "status", "q" * 300])
+@pytest.mark.parametrize("word", ["frobnicate", "x", "backup", "q" * 300])
 def test_an_unknown_subcommand_far_from_all_gets_the_short_list(word: str) -> None:
     with pytest.raises(UsageError) as caught:
         parse(S, word)
     shown = word if len(word) <= 40 else word[:39] + "…"
     assert caught.value.message == (
         f"“{shown}” is not a /snapshot subcommand: expected one of “list”, “create”, "
-        "“restore”, “delete”, “help”."
+        "“restore”, “delete”, “schedule”, “schedules”, “unschedule”, “help”."
     )
     assert caught.value.usage == (
         "`/snapshot list [server_id]`\n"
         "`/snapshot create &lt;server_id&gt; &lt;name&gt; [description…]`\n"
         "`/snapshot restore &lt;snapshot_id&gt; [reason…]`\n"
         "`/snapshot delete &lt;snapshot_id&gt;`\n"
+        "`/snapshot schedule &lt;server_id&gt; &lt;when&gt; keep &lt;N&gt;`\n"
+        "`/snapshot schedules [server_id]`\n"
+        "`/snapshot unschedule &lt;schedule_id&gt;`\n"
         "`/snapshot help`"
     )
 
@@ -261,8 +268,8 @@ def test_usage_for_one_subcommand_names_only_it() -> None:
         "`/backup list [server_id] [manual|automatic]`: "
         "list backups, of every server or of one, optionally by type"
     )
-    assert usage(S).count("`/snapshot ") == 5
-    assert summary(B).count("`/backup ") == 5
+    assert usage(S).count("`/snapshot ") == 8
+    assert summary(B).count("`/backup ") == 9
 
 
 @given(kind=st.sampled_from([S, B]), text=st.text(max_size=3000))
@@ -284,7 +291,11 @@ def test_any_text_is_an_intent_or_a_usage_error(kind: Kind, text: str) -> None:
             | CreateSnapshot
             | CreateBackup
             | RequestRestore
-            | RequestDelete,
+            | RequestDelete
+            | AddSchedule
+            | ListSchedules
+            | RemoveSchedule
+            | ShowStatus,
         )
 
 

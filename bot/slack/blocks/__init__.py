@@ -1,11 +1,13 @@
 """Pure Block Kit builders: results in, messages out. Nothing here talks to Slack.
 
 `text` holds the helpers and the basic blocks (slack_sdk's models), `listings` the snapshot
-and backup lists, `requests` a request's card and everything said about it, `help` the short
+and backup lists, `requests` a request's card and everything said about it (a scheduled run's
+too), `schedules` the schedules, `health` the backup health and its alerts, `help` the short
 answers. Every builder keeps within Slack's limits: 50 blocks, 3,000 characters per section
 text, 75 per button label.
 """
 
+from bot.slack.blocks.health import alert_message, status_message
 from bot.slack.blocks.help import error_message, help_message, notice_message, vpsbot_help
 from bot.slack.blocks.home import home_view
 from bot.slack.blocks.listings import backup_list, snapshot_list
@@ -15,6 +17,7 @@ from bot.slack.blocks.requests import (
     outcome_message,
     request_message,
 )
+from bot.slack.blocks.schedules import schedule_added, schedule_removed, schedules_list
 from bot.slack.blocks.text import Block, Message, ago, escape, safe, size, span, user
 from bot.slack.blocks.vpsbot import (
     audit_comment,
@@ -28,6 +31,7 @@ __all__ = [
     "Block",
     "Message",
     "ago",
+    "alert_message",
     "audit_comment",
     "audit_failed_message",
     "audit_sent_message",
@@ -44,9 +48,13 @@ __all__ = [
     "pending_message",
     "request_message",
     "safe",
+    "schedule_added",
+    "schedule_removed",
+    "schedules_list",
     "size",
     "snapshot_list",
     "span",
+    "status_message",
     "user",
     "vpsbot_help",
 ]

@@ -25,7 +25,11 @@ from slack_sdk.models.views import View
 from bot.domain.approvals import still_needed
 from bot.domain.lifecycle import UNDER_WAY, Status
 from bot.domain.model import COMPLETED, Action, Kind, OperationRequest, safety_name
-from bot.domain.operations import MAX_DESCRIPTION, MAX_SNAPSHOTS_PER_SERVER
+from bot.domain.operations import (
+    MAX_DESCRIPTION,
+    MAX_MANUAL_BACKUPS_PER_SERVER,
+    MAX_SNAPSHOTS_PER_SERVER,
+)
 from bot.domain.outcomes import Failure, SafetyPlan, SafetyRemoval, SafetyStep, Why
 from bot.slack import ids
 from bot.slack.blocks.text import (
@@ -138,6 +142,56 @@ def _not_listed(_: Failure, request: OperationRequest) -> str:
 NOTHING_RESTORED = "; nothing was restored"
 
 
+def is_scheduled(request: OperationRequest) -> bool:
+    """A run of a schedule: its card is its one message, updated in place."""
+    return request.asked.schedule_id is not None and request.action is Action.CREATE
+
+
+def counted(kind: Kind, count: int) -> str:
+    """`3 snapshots`, `1 manual backup`: what VPS.org's per-server limit counts."""
+    return plural(count, "snapshot" if kind is Kind.SNAPSHOT else "manual backup")
+
+
+def limit_of(kind: Kind) -> int:
+    return MAX_SNAPSHOTS_PER_SERVER if kind is Kind.SNAPSHOT else MAX_MANUAL_BACKUPS_PER_SERVER
+
+
+def _check_failed(failure: Failure, request: OperationRequest) -> str:
+    if is_scheduled(request):  # the run's look at the server, before it made anything
+        noun = "snapshots" if request.kind is Kind.SNAPSHOT else "manual backups"
+        return (
+            f"could not read the server's {noun} before the run ({_detail(failure)}); nothing "
+            "was created, the next run tries again"
+        )
+    return (
+        f"could not check the {request.kind.value} before restoring ({_detail(failure)})"
+        f"{NOTHING_RESTORED}"
+    )
+
+
+def _skipped(failure: Failure, request: OperationRequest, *, escaped: bool) -> str:
+    """Why a scheduled run was skipped: the server is at VPS.org's limit and the oldest item
+    there is not the schedule's to delete (or was, but could not be deleted). `escaped`: for
+    the card (outside words escaped, the oldest's name in a code span); else plain, for
+    `reason`, which escapes the whole."""
+    server = request.server.name if request.server is not None else ""
+    named = clip(server, 100) if server else "the server"
+    oldest = clip(failure.detail, 100) if failure.detail else "unnamed"
+    if escaped:
+        named = f"*{safe(server, 100)}*" if server else "the server"
+        oldest = f"`{safe(failure.detail, 100)}`" if failure.detail else "_unnamed_"
+    elif failure.detail:
+        oldest = f"“{oldest}”"
+    limit = limit_of(request.kind)
+    if failure.count:
+        has = f"{named} already has {counted(request.kind, failure.count)} (VPS.org allows {limit})"
+    else:
+        has = f"{named} is at VPS.org's limit of {counted(request.kind, limit)}"
+    if failure.status == "ours":
+        return f"{has} and the oldest, {oldest}, is this schedule's own but could not be deleted"
+    return f"{has} and the oldest, {oldest}, is not this schedule's to delete"
+
+
 def _outside(text: str, limit: int = 60) -> str:
     """Words from VPS.org inside a safety failure, clipped so the failure's end (nothing was
     restored) always fits (the whole reason is escaped once, by `reason`/`short_reason`)."""
@@ -222,9 +276,7 @@ FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
         f"{_detail(f)}; reading it back failed too ({f.read_detail}). It may or may not be "
         "deleted, and the delete was not sent again"
     ),
-    Why.CHECK_FAILED: lambda f, r: (
-        f"could not check the {r.kind.value} before restoring ({_detail(f)}){NOTHING_RESTORED}"
-    ),
+    Why.CHECK_FAILED: _check_failed,
     Why.TARGET_MOVED: lambda f, r: (
         f"the {r.kind.value} now belongs to another server{NOTHING_RESTORED}"
     ),
@@ -248,6 +300,7 @@ FAILURES: dict[Why, Callable[[Failure, OperationRequest], str]] = {
     Why.BOT_STOPPED: _bot_stopped,
     Why.CARD_NOT_POSTED: lambda f, r: f"Slack refused its card ({f.detail})",
     **dict.fromkeys(SAFETY, _safety),
+    Why.SCHEDULE_SKIPPED: lambda f, r: _skipped(f, r, escaped=False),
     Why.LEGACY: lambda f, r: f.detail,
 }
 
@@ -575,10 +628,155 @@ CARD: dict[tuple[Action, Status], Callable[[Card], str]] = {
 
 
 def card_text(request: OperationRequest, now: datetime) -> str:
+    if is_scheduled(request):
+        return scheduled_text(request, now)
     sentence = CARD.get((request.action, request.status))
     if sentence is None:  # a status this action never reaches; say it plainly
         return f"{request.action.value.capitalize()} of {on(request)}: {request.status.value}."
     return sentence(Card(request, now))
+
+
+# -- a scheduled run's card: one message, updated in place; no buttons ---------------------------
+
+MAX_PRUNED_SHOWN = 10
+
+
+def timing(text: str) -> str:
+    """A schedule's `when` for mrkdwn: as is (`daily 03:00`), or in a code span when it has
+    mrkdwn's marks (a cron's `*`)."""
+    shown = safe(text, 80)
+    return f"`{shown}`" if any(mark in shown for mark in "*_~") else shown
+
+
+def _run_of(request: OperationRequest) -> str:
+    """`auto-3-20261205-0300` (id `901`), or the manual backup (id `901`)."""
+    ident = f" (id `{request.target_id}`)" if request.target_id is not None else ""
+    if request.kind is Kind.SNAPSHOT:
+        name = request.asked.name or request.target_name
+        return f"`{safe(name, 100)}`{ident}" if name else f"the snapshot{ident}"
+    return f"the manual backup{ident}"
+
+
+def _capital(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
+def _list_command(request: OperationRequest) -> str:
+    server = f" {request.server.id}" if request.server is not None else ""
+    manual = " manual" if request.kind is Kind.BACKUP and server else ""
+    return f"`/{request.kind.value} list{server}{manual}`"
+
+
+def scheduled_head(request: OperationRequest) -> str:
+    """`:calendar: Scheduled snapshot of *web-01* (`123`) — schedule #3 (daily 03:00, keeps 3)`."""
+    asked = request.asked
+    noun = "snapshot" if request.kind is Kind.SNAPSHOT else "manual backup"
+    about = [timing(asked.schedule_when)] if asked.schedule_when else []
+    if asked.schedule_keep > 0:
+        about.append(f"keeps {asked.schedule_keep}")
+    said = f" ({', '.join(about)})" if about else ""
+    return f":calendar: Scheduled {noun} of {on(request)} — schedule #{asked.schedule_id}{said}"
+
+
+def is_skipped(request: OperationRequest) -> bool:
+    failure = request.outcome.failure
+    return (
+        request.status is Status.FAILED
+        and failure is not None
+        and failure.why is Why.SCHEDULE_SKIPPED
+    )
+
+
+def _skip_text(request: OperationRequest) -> str:
+    failure = request.outcome.failure
+    assert failure is not None
+    if failure.status == "ours":
+        then = "Nothing was created; the next run tries again."
+    else:
+        noun = "snapshots" if request.kind is Kind.SNAPSHOT else "manual backups"
+        then = (
+            f"Nothing was created: delete one of its {noun} ({_list_command(request)}) to make "
+            "room for the next run."
+        )
+    return f":fast_forward: *skipped*: {_skipped(failure, request, escaped=True)}. {then}"
+
+
+def _run_state(card: Card) -> str:
+    """Where the run stands, in one line."""
+    request, status = card.request, card.request.status
+    run = _run_of(request)
+    if status in (S.APPROVED, S.EXECUTING) and request.target_id is None:
+        return f":hourglass_flowing_sand: Creating {run}…"
+    if status in (S.APPROVED, S.EXECUTING, S.RUNNING):
+        return f":hourglass_flowing_sand: Creating {run}: *in progress*."
+    if status is S.SUCCEEDED:
+        return f":white_check_mark: {_capital(run)} is *complete*: {card.finished}."
+    if is_skipped(request):
+        return _skip_text(request)
+    if status is S.FAILED:
+        return f":x: {_capital(run)} *failed*: {card.reason}."
+    if status is S.NEEDS_ATTENTION:
+        return (
+            f":warning: {_capital(run)}: *outcome unknown* ({card.reason}). Check with "
+            f"{_list_command(request)}."
+        )
+    return f"{_capital(run)}: {status.value.replace('_', ' ')}."  # a status a run never reaches
+
+
+def _pruned(request: OperationRequest) -> str:
+    """`auto-3-…`, `auto-3-…` (snapshots, by name) or manual backups `901`, `902` (by id)."""
+    outcome = request.outcome
+    if request.kind is Kind.SNAPSHOT and outcome.pruned_names:
+        shown = [f"`{safe(name, 100)}`" for name in outcome.pruned_names]
+        prefix = ""
+    elif outcome.pruned_ids:
+        shown = [f"`{ident}`" for ident in outcome.pruned_ids]
+        prefix = "manual backups " if len(shown) > 1 else "manual backup "
+        prefix = prefix if request.kind is Kind.BACKUP else ""
+    else:
+        shown = [f"“{safe(name, 100)}”" for name in outcome.pruned_names]
+        prefix = ""
+    more = len(shown) - MAX_PRUNED_SHOWN
+    listed = ", ".join(shown[:MAX_PRUNED_SHOWN]) + (f" and {more} more" if more > 0 else "")
+    return prefix + listed
+
+
+def _retention(request: OperationRequest) -> str:
+    """What retention did on this run's account ("" when nothing yet), one line each."""
+    outcome = request.outcome
+    done = []
+    if outcome.pruned_ids or outcome.pruned_names:
+        done.append(f"pruned {_pruned(request)}")
+    if outcome.kept is not None:
+        done.append(f"the schedule keeps {outcome.kept} of its own")
+    lines = [f"\n:recycle: Retention: {'; '.join(done)}."] if done else []
+    if outcome.prune_failed:
+        noun = "snapshot" if request.kind is Kind.SNAPSHOT else "manual backup"
+        lines.append(
+            f"\n:warning: Retention could not delete an older {noun} the schedule made: "
+            f"“{safe(outcome.prune_failed, 300)}”; it tries again later."
+        )
+    return "".join(lines)
+
+
+def scheduled_text(request: OperationRequest, now: datetime) -> str:
+    """A scheduled run's card: which schedule, where the run stands, what retention did."""
+    return f"{scheduled_head(request)}\n{_run_state(Card(request, now))}{_retention(request)}"
+
+
+def _scheduled_blocks(request: OperationRequest, _now: datetime) -> list[Block]:
+    details = []
+    if request.kind is Kind.BACKUP and request.asked.description:
+        details.append(f"*Description:* {_quoted(request.asked.description)}")
+    steps = next_steps(request)
+    if steps:
+        details.append(steps)
+    kind, schedule_id = request.kind.value, request.asked.schedule_id
+    note = (
+        f"{_api_note(request)}request #{request.id} · `/{kind} schedules` lists the schedules "
+        f"· `/{kind} unschedule {schedule_id}` stops this one"
+    )
+    return [*([section("\n".join(details))] if details else []), context(note)]
 
 
 # -- buttons --------------------------------------------------------------------------------------
@@ -759,10 +957,18 @@ MORE: dict[Action, Callable[[OperationRequest, datetime], list[Block]]] = {
 }
 
 
+def _more(request: OperationRequest, now: datetime) -> list[Block]:
+    """The card's blocks after its sentence."""
+    if is_scheduled(request):
+        return _scheduled_blocks(request, now)
+    return MORE[request.action](request, now)
+
+
 def request_message(request: OperationRequest, now: datetime) -> Message:
-    """The request's message in the channel, as it stands now (posted, then updated in place)."""
+    """The request's message in the channel, as it stands now (posted, then updated in place).
+    A scheduled run's card reads as one: its schedule, the run, what retention did."""
     text = card_text(request, now)
-    return Message(clip(text, MAX_FALLBACK), [section(text), *MORE[request.action](request, now)])
+    return Message(clip(text, MAX_FALLBACK), [section(text), *_more(request, now)])
 
 
 # -- how it ended, said short: in the card's thread and in DMs ----------------------------------
@@ -836,6 +1042,8 @@ def _short_deny_reason(request: OperationRequest) -> str:
 
 
 def _ended(card: Card) -> str:
+    if is_skipped(card.request):
+        return f"was skipped: {short_reason(card.request)}"
     said = ENDED.get(card.request.status)
     return said(card) if said else f"is {card.request.status.value.replace('_', ' ')}"
 
@@ -843,6 +1051,8 @@ def _ended(card: Card) -> str:
 def _subject(card: Card) -> str:
     """What it was, for a DM read away from the channel."""
     request = card.request
+    if is_scheduled(request):
+        return f"The scheduled {card.what} of {card.on} (schedule #{request.asked.schedule_id})"
     if request.action is Action.CREATE:  # only the requester hears of a create
         return f"Your {card.what} of {card.on}"
     if request.action is Action.RESTORE:  # the requester and the approvers
@@ -875,14 +1085,20 @@ def outcome_message(
     posted has only its DM: that one says it all, as the card would have."""
     card = Card(request, now)
     if not direct:
-        text = clip(f"{EMOJI[request.status]} {REPLY[request.status](card)}", MAX_FALLBACK)
+        said = (
+            f":fast_forward: skipped: {short_reason(request)}"
+            if is_skipped(request)
+            else f"{EMOJI[request.status]} {REPLY[request.status](card)}"
+        )
+        text = clip(said, MAX_FALLBACK)
         return Message(text, [section(text), *_undo(request)])
     if not request.message_ts:  # no card (Slack refused it): the DM is the whole story
         text = f"{card_text(request, now)} (in {_channel(request)})"
-        more = [b for b in MORE[request.action](request, now) if b["type"] != "actions"]
+        more = [b for b in _more(request, now) if b["type"] != "actions"]
         return Message(clip(text, MAX_FALLBACK), [section(text), *more])
     where = _link(permalink) or f"in {_channel(request)}"
-    said = f"{EMOJI[request.status]} {_subject(card)} {_ended(card)}"
+    emoji = ":fast_forward:" if is_skipped(request) else EMOJI[request.status]
+    said = f"{emoji} {_subject(card)} {_ended(card)}"
     head = clip(said, MAX_FALLBACK - len(where) - 3)
     text = f"{head} · {where}"
     return Message(text, [section(text)])

@@ -28,6 +28,7 @@ class Message:
 
     text: str
     blocks: list[Block] = field(default_factory=list)
+    public: bool = False  # an answer the whole channel sees (response_type in_channel)
 
     def as_kwargs(self) -> dict[str, Any]:
         return {"text": self.text, "blocks": self.blocks}

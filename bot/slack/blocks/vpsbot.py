@@ -118,10 +118,7 @@ def pending_message(items: list[Pending], now: datetime, user_id: str, channel_i
     if len(items) > SHOWN_AT_MOST:
         rest = items[SHOWN_AT_MOST:]
         blocks.append(
-            context(
-                f"…and {plural(len(rest), 'more')}: "
-                + ", ".join(f"#{i.request.id}" for i in rest[:100])
-            )
+            context(f"…and {len(rest)} more: " + ", ".join(f"#{i.request.id}" for i in rest[:100]))
         )
     return Message(f"{count} waiting for approval", blocks)
 
