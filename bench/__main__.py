@@ -39,6 +39,7 @@ def main() -> None:
     run("bench.approval")
     run("bench.safety")
     run("bench.home")
+    run("bench.health")
     run("bench.footprint")
     run("bench.load", "20")
     run("bench.completion")

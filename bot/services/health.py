@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from bot.domain.errors import VpsApiError
+from bot.domain.errors import NotFound, VpsApiError
 from bot.domain.lifecycle import Status
 from bot.domain.model import (
     COMPLETED,
@@ -175,6 +175,10 @@ async def check(vps: VpsApi, life: Lifecycle, server_id: int | None = None) -> R
         by_server_schedules[schedule.server.id].append(schedule)
         names.setdefault(schedule.server.id, schedule.server.name)
     latest = {r.asked.schedule_id: r for r in runs}
+    listed = set(by_server_snapshots) | set(by_server_backups) | set(by_server_schedules)
+    for sid in [sid for sid in names if sid not in listed]:
+        if not await _still_there(vps, life, sid):  # VPS.org no longer has it: forgotten
+            del names[sid]
     if server_id is not None:
         if server_id not in names:  # nothing listed of it: it must exist to be reported on
             names[server_id] = (await existing_server(vps, server_id)).name
@@ -201,6 +205,22 @@ async def check(vps: VpsApi, life: Lifecycle, server_id: int | None = None) -> R
         partial=snapshots.partial or backups.partial,
         calls=2,
     )
+
+
+async def _still_there(vps: VpsApi, life: Lifecycle, server_id: int) -> bool:
+    """A server checked before that nothing lists any more: does VPS.org still have it? One
+    that answers 404 is forgotten (no stale report or alert for a server that was deleted);
+    when VPS.org cannot say, it is kept."""
+    try:
+        await vps.get_server(server_id)
+    except NotFound:
+        async with life.uow() as uow:
+            await uow.health.forget(server_id)
+            await uow.commit()
+        return False
+    except VpsApiError:
+        return True
+    return True
 
 
 def alert_payload(channel: str, health: ServerHealth, previous: str | None) -> dict[str, Any]:

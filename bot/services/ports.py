@@ -268,6 +268,10 @@ class ScheduleStore(Protocol):
 
     async def remove(self, schedule_id: int, *, by: str, at: datetime) -> bool: ...
 
+    async def lock_server(self, server_id: int) -> None:
+        """Hold the server's schedules until commit (adds are decided one at a time)."""
+        ...
+
     async def claim(
         self,
         *,
@@ -276,15 +280,21 @@ class ScheduleStore(Protocol):
         lease: timedelta,
         due: bool = True,
         schedule_id: int | None = None,
+        limit: int | None = None,
     ) -> list[Schedule]:
         """Lease the active schedules that are due (or, without `due`, any one not leased)."""
         ...
 
-    async def hand_back(self, schedule_id: int, owner: str, **changes: Any) -> bool:
-        """Release `owner`'s lease with `changes`; False when it is no longer theirs."""
+    async def hand_back(
+        self, schedule_id: int, owner: str, *, active: bool = False, **changes: Any
+    ) -> bool:
+        """Release `owner`'s lease with `changes`; False when it is no longer theirs (or, with
+        `active`, the schedule was removed)."""
         ...
 
-    async def renew(self, schedule_id: int, owner: str, until: datetime) -> None: ...
+    async def renew(self, schedule_id: int, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Extend `owner`'s live lease on an active schedule; False: its work must stop."""
+        ...
 
     async def release_all(self, owner: str) -> None: ...
 
@@ -299,6 +309,8 @@ class HealthStore(Protocol):
     ) -> bool:
         """Compare-and-set the server's state; False when another check moved it first."""
         ...
+
+    async def forget(self, server_id: int) -> None: ...
 
 
 class JobStore(Protocol):

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.domain.errors import NotAllowed, NotFound, VpsApiError
 from bot.domain.lifecycle import Event, Status
@@ -56,10 +56,16 @@ LEASE = timedelta(minutes=5)  # a run's checks and deletes take seconds; a crash
 MIN_GAP = timedelta(minutes=1)  # runs are named to the minute
 PRUNE_RETRY = timedelta(hours=1)  # retention VPS.org refused is tried again then (or at a run)
 MAX_SLOTS = 100_000  # missed runs walked to find the latest one (a catch-up names it)
+CATCH_UP_WINDOW = timedelta(hours=6)  # where that walk starts, before now, at first
+MAX_WHEN = 200  # characters of a `when` (a long cron expression) the schedule keeps
 
 
 class TooFrequent(NotAllowed):
     """The schedule would run more often than VPSBOT_SCHEDULE_MIN_INTERVAL allows."""
+
+
+class TooLong(NotAllowed):
+    """A `when` longer than the schedule keeps (a very long cron expression)."""
 
 
 class UnknownSchedule(NotAllowed):
@@ -96,9 +102,10 @@ def next_run(when: When, after: datetime, policy: Policy, anchor: datetime) -> d
     return when.next_after(after, policy.timezone, anchor)
 
 
-def stamp(moment: datetime, policy: Policy) -> str:
-    """YYYYMMDD-HHMM of a run, in VPSBOT_TIMEZONE."""
-    return moment.astimezone(policy.timezone).strftime("%Y%m%d-%H%M")
+def stamp(moment: datetime) -> str:
+    """YYYYMMDD-HHMM of a run, in UTC: unique per run (runs are a minute apart at least),
+    where a local time repeats when the clocks go back."""
+    return moment.astimezone(UTC).strftime("%Y%m%d-%H%M")
 
 
 # -- the commands ------------------------------------------------------------------------------
@@ -115,8 +122,13 @@ async def add(vps: VpsApi, life: Lifecycle, actor: Actor, intent: AddSchedule) -
             f"“{intent.when.text}” runs every {_duration(gap)} at its most frequent; schedules "
             f"may run at most every {_duration(limit)} (VPSBOT_SCHEDULE_MIN_INTERVAL)."
         )
+    if len(intent.when.text) > MAX_WHEN:
+        raise TooLong(
+            f"That schedule is {len(intent.when.text)} characters long; at most {MAX_WHEN}."
+        )
     server = await existing_server(vps, intent.server_id)
     async with life.uow() as uow:
+        await uow.schedules.lock_server(server.id)  # two adds at once: one after the other
         same = [s for s in await uow.schedules.active(server.id) if s.kind is intent.kind]
         kept = sum(s.keep for s in same)
         room = MAX_KEEP[intent.kind]
@@ -207,23 +219,34 @@ async def made(life: Lifecycle, schedule_id: int) -> list[OperationRequest]:
 async def run_due(vps: VpsApi, life: Lifecycle, owner: str) -> int:
     """Start the runs that are due (the tracker, every tick). A schedule whose runs were missed
     (the bot was down) runs once now, named after the latest missed run. Returns how many
-    schedules were taken."""
-    now = life.clock()
-    async with life.uow() as uow:
-        due = await uow.schedules.claim(now=now, owner=owner, lease=LEASE)
-        await uow.commit()
-    for schedule in due:
+    runs were taken."""
+    taken = 0
+    while True:  # one at a time: each is leased just before its run, not all at the start
+        async with life.uow() as uow:
+            due = await uow.schedules.claim(now=life.clock(), owner=owner, lease=LEASE, limit=1)
+            await uow.commit()
+        if not due:
+            return taken
+        taken += 1
         try:
-            await _run(vps, life, owner, schedule)
+            await _run(vps, life, owner, due[0])
         except Exception:  # one schedule must not stop the others, nor the tracker
-            log.exception("schedule #%d: the run failed", schedule.id)
-            await _release(life, schedule, owner)
-    return len(due)
+            log.exception("schedule #%d: the run failed", due[0].id)
+            await _release(life, due[0], owner)
 
 
 def _slot(schedule: Schedule, when: When, now: datetime, policy: Policy) -> datetime:
-    """The latest run time that has come (the one this run is for)."""
+    """The latest run time that has come (the one this run is for). After a long stop the
+    walk starts near `now` (a window widened until it holds a run), not at the first run
+    missed: a minutely schedule down for a week walks a few hundred runs, not ten thousand."""
     slot = schedule.next_run_at
+    window = CATCH_UP_WINDOW
+    while now - window > slot:
+        first = next_run(when, now - window, policy, schedule.created_at)
+        if first <= now:
+            slot = first
+            break
+        window *= 4
     for _ in range(MAX_SLOTS):
         following = next_run(when, slot, policy, schedule.created_at)
         if following > now:
@@ -239,8 +262,8 @@ async def _run(vps: VpsApi, life: Lifecycle, owner: str, schedule: Schedule) -> 
     slot = _slot(schedule, when, now, policy)
     following = next_run(when, now, policy, schedule.created_at)
     calls = KINDS[schedule.kind]
-    name = run_name(schedule.id, stamp(slot, policy)) if schedule.kind is Kind.SNAPSHOT else ""
-    description = run_description(schedule.kind, schedule.id, stamp(slot, policy))
+    name = run_name(schedule.id, stamp(slot)) if schedule.kind is Kind.SNAPSHOT else ""
+    description = run_description(schedule.kind, schedule.id, stamp(slot))
     try:
         listed = await _listing(vps, schedule)
     except VpsApiError as error:
@@ -253,14 +276,14 @@ async def _run(vps: VpsApi, life: Lifecycle, owner: str, schedule: Schedule) -> 
     # limit, the oldest item on the server if it is this schedule's.
     excess = kept[: max(len(kept) - schedule.keep, 0)]
     if excess:
-        pruned = await prune(vps, life, schedule, excess, listed)
+        pruned = await prune(vps, life, owner, schedule, excess, listed)
     remaining = [i for i in items if i.id not in pruned.ids]
     skip: Failure | None = None
     if len(remaining) >= calls.limit:
         oldest = min(remaining, key=lambda item: (item.created_at, item.id))
         ours = next((r for r in kept if r.target_id == oldest.id), None)
         if ours is not None and ours.target_id not in pruned.ids:
-            more = await prune(vps, life, schedule, [ours], listed)
+            more = await prune(vps, life, owner, schedule, [ours], listed)
             pruned.ids += more.ids
             pruned.names += more.names
             pruned.failed = pruned.failed or more.failed
@@ -365,9 +388,11 @@ async def _open(
                 lease_until=now + EXECUTION_LEASE,
             )
             uow.outbox.add("update", {"event": "scheduled"}, at=now, request_id=request.id)
-        if not await uow.schedules.hand_back(schedule.id, owner, next_run_at=following):
-            log.warning("schedule #%d: lost its lease before the run; not run here", schedule.id)
-            return None  # rolled back: the instance that holds it runs it
+        if not await uow.schedules.hand_back(
+            schedule.id, owner, active=True, next_run_at=following
+        ):
+            log.warning("schedule #%d: lost its lease, or was removed; not run", schedule.id)
+            return None  # rolled back: the instance that holds it runs it (or none does)
         await uow.commit()
     return await stored(life, request.id)
 
@@ -407,7 +432,7 @@ async def prune_due(vps: VpsApi, life: Lifecycle, owner: str) -> int:
             excess = kept[: max(len(kept) - schedule.keep, 0)]
             newest = kept[-1]
             listed = await _listing(vps, schedule)
-            pruned = await prune(vps, life, schedule, excess, listed)
+            pruned = await prune(vps, life, owner, schedule, excess, listed)
             done += len(pruned.ids)
             left = len(await made(life, schedule.id))
             if left > schedule.keep:  # refused, kept for an open restore, or listed partially
@@ -457,11 +482,14 @@ def _made_it(schedule: Schedule, run: OperationRequest, item: Item) -> bool:
 async def prune(
     vps: VpsApi,
     life: Lifecycle,
+    owner: str,
     schedule: Schedule,
     runs: Sequence[OperationRequest],
     listed: Listing[Item],
 ) -> Pruned:
-    """Delete what these runs of the schedule made, when it is still theirs to delete."""
+    """Delete what these runs of the schedule made, when it is still theirs to delete, and
+    only while `owner` still holds the schedule (each DELETE is preceded by a renewal of its
+    lease: a pass that lost it, or whose schedule was removed, stops)."""
     pruned = Pruned()
     by_id = {item.id: item for item in listed.items}
     calls = KINDS[schedule.kind]
@@ -472,14 +500,21 @@ async def prune(
             if not listed.partial:  # gone (deleted by a person): let go, nothing to do
                 await _let_go(life, schedule, run, "gone", None)
             continue
-        if not _made_it(schedule, run, item) or item.status != COMPLETED:
-            # not what the run made (or not finished): never deleted; a person decides
+        if not _made_it(schedule, run, item):
+            # its id names something else now: never deleted; a person decides
             await _let_go(life, schedule, run, "not_ours", None)
             continue
+        now = life.clock()
         async with life.uow() as uow:
             open_restores = await uow.requests.restores_of(schedule.kind, item.id)
-        if open_restores:  # someone asked to restore from it: kept until that ends
+            mine = await uow.schedules.renew(schedule.id, owner, now=now, until=now + LEASE)
+            await uow.commit()
+        if not mine:
+            log.warning("schedule #%d: lost its lease or was removed; no deletes", schedule.id)
             pruned.kept_back += 1
+            break
+        if open_restores or item.status != COMPLETED:
+            pruned.kept_back += 1  # someone asked to restore from it, or VPS.org is busy with it
             continue
         try:
             call = await calls.delete(vps, item.id)

@@ -416,29 +416,19 @@ class RequestRepository:
     async def runs(
         self, schedule_ids: Collection[int], per_schedule: int = 1
     ) -> list[OperationRequest]:
-        """The latest runs of these schedules (at most `per_schedule` each), newest first."""
-        if not schedule_ids:
-            return []
-        ranked = (
-            select(
-                RequestRecord.id,
-                func.row_number()
-                .over(
-                    partition_by=RequestRecord.schedule_id,
-                    order_by=(RequestRecord.created_at.desc(), RequestRecord.id.desc()),
-                )
-                .label("rank"),
+        """The latest runs of these schedules (at most `per_schedule` each), newest first: an
+        index probe per schedule (`ix_requests_schedule_runs`), however many runs it made."""
+        found: list[RequestRecord] = []
+        for schedule_id in schedule_ids:
+            query = (
+                select(RequestRecord)
+                .where(RequestRecord.schedule_id == schedule_id)
+                .order_by(RequestRecord.id.desc())
+                .limit(per_schedule)
             )
-            .where(RequestRecord.schedule_id.in_(list(schedule_ids)))
-            .subquery()
-        )
-        query = (
-            select(RequestRecord)
-            .join(ranked, ranked.c.id == RequestRecord.id)
-            .where(ranked.c.rank <= per_schedule)
-            .order_by(RequestRecord.created_at.desc(), RequestRecord.id.desc())
-        )
-        return [_request(r) for r in (await self._session.scalars(query)).all()]
+            found += (await self._session.scalars(query)).all()
+        found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
+        return [_request(r) for r in found]
 
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         query = (
@@ -705,6 +695,15 @@ class ScheduleRepository:
         )
         return int(cast(CursorResult[Any], result).rowcount or 0) == 1
 
+    async def lock_server(self, server_id: int) -> None:
+        """Hold the server's schedules until commit: what one transaction checks and adds for a
+        server is decided one transaction at a time (PostgreSQL: the server's advisory lock,
+        as `lock_restores`; SQLite: the write lock held since BEGIN IMMEDIATE)."""
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": server_lock_key(server_id)}
+            )
+
     async def claim(
         self,
         *,
@@ -713,6 +712,7 @@ class ScheduleRepository:
         lease: timedelta,
         due: bool = True,
         schedule_id: int | None = None,
+        limit: int | None = None,
     ) -> list[Schedule]:
         """Lease the active schedules that are due (`due`: next_run_at has come) and not
         leased by a live owner; one of them only with `schedule_id`. PostgreSQL: `FOR UPDATE
@@ -728,6 +728,8 @@ class ScheduleRepository:
             query = query.where(ScheduleRecord.next_run_at <= now)
         if schedule_id is not None:
             query = query.where(ScheduleRecord.id == schedule_id)
+        if limit is not None:
+            query = query.limit(limit)
         records = (await self._session.scalars(query)).all()
         for record in records:
             record.lease_owner = owner
@@ -735,26 +737,39 @@ class ScheduleRepository:
         await self._session.flush()
         return [_schedule(record) for record in records]
 
-    async def hand_back(self, schedule_id: int, owner: str, **changes: Any) -> bool:
+    async def hand_back(
+        self, schedule_id: int, owner: str, *, active: bool = False, **changes: Any
+    ) -> bool:
         """Release `owner`'s lease with `changes` (next_run_at, prune_after); nothing and
-        False when the lease is no longer theirs (it lapsed and another instance took it)."""
+        False when the lease is no longer theirs (it lapsed and another instance took it), or,
+        with `active`, when the schedule was removed meanwhile."""
+        query = (
+            update(ScheduleRecord)
+            .where(ScheduleRecord.id == schedule_id)
+            .where(ScheduleRecord.lease_owner == owner)
+        )
+        if active:
+            query = query.where(ScheduleRecord.removed_at.is_(None))
+        result = await self._session.execute(
+            query.values(lease_owner=None, lease_until=None, **changes).execution_options(
+                synchronize_session=False
+            )
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+    async def renew(self, schedule_id: int, owner: str, *, now: datetime, until: datetime) -> bool:
+        """Extend `owner`'s live lease on an active schedule; False when it lapsed (whoever
+        holds it now), was taken, or the schedule was removed: its work must stop."""
         result = await self._session.execute(
             update(ScheduleRecord)
             .where(ScheduleRecord.id == schedule_id)
             .where(ScheduleRecord.lease_owner == owner)
-            .values(lease_owner=None, lease_until=None, **changes)
-            .execution_options(synchronize_session=False)
-        )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
-
-    async def renew(self, schedule_id: int, owner: str, until: datetime) -> None:
-        await self._session.execute(
-            update(ScheduleRecord)
-            .where(ScheduleRecord.id == schedule_id)
-            .where(ScheduleRecord.lease_owner == owner)
+            .where(ScheduleRecord.lease_until >= now)
+            .where(ScheduleRecord.removed_at.is_(None))
             .values(lease_until=until)
             .execution_options(synchronize_session=False)
         )
+        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
 
     async def release_all(self, owner: str) -> None:
         await self._session.execute(
@@ -804,6 +819,12 @@ class HealthRepository:
             .execution_options(synchronize_session=False)
         )
         return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+    async def forget(self, server_id: int) -> None:
+        """A server VPS.org no longer has: out of the health view, and never alerted again."""
+        await self._session.execute(
+            delete(ServerHealthRecord).where(ServerHealthRecord.server_id == server_id)
+        )
 
 
 class JobRepository:

@@ -55,6 +55,7 @@ class Base(DeclarativeBase):
 
 
 RESTORE_UNDER_WAY = "action = 'restore' AND status IN ('approved', 'executing', 'running')"
+SCHEDULE_KEPT = "schedule_id IS NOT NULL AND status = 'succeeded' AND pruned_at IS NULL"
 
 
 class RequestRecord(Base):
@@ -88,7 +89,7 @@ class RequestRecord(Base):
     safety_delete_at: Mapped[datetime | None] = mapped_column(index=True)
     # A scheduled run: the schedule it ran for (null: a person's request), and when the bot
     # let go of what it made (retention deleted it, or it was found gone).
-    schedule_id: Mapped[int | None] = mapped_column(index=True)
+    schedule_id: Mapped[int | None]
     pruned_at: Mapped[datetime | None]
 
     __table_args__ = (
@@ -101,6 +102,15 @@ class RequestRecord(Base):
             unique=True,
             postgresql_where=text(RESTORE_UNDER_WAY),
             sqlite_where=text(RESTORE_UNDER_WAY),
+        ),
+        # A schedule's runs, newest first (its last run: one index probe, however many it made)
+        Index("ix_requests_schedule_runs", "schedule_id", "id"),
+        # What the schedules keep (retention checks it every tick): only the live items
+        Index(
+            "ix_requests_schedule_kept",
+            "schedule_id",
+            postgresql_where=text(SCHEDULE_KEPT),
+            sqlite_where=text(SCHEDULE_KEPT),
         ),
     )
 
@@ -117,7 +127,7 @@ class ScheduleRecord(Base):
     server_name: Mapped[str] = mapped_column(String(255), default="")
     channel_id: Mapped[str] = mapped_column(String(32))
     created_by: Mapped[str] = mapped_column(String(32))
-    spec: Mapped[str] = mapped_column(String(100))  # when, canonical: "daily 03:00"
+    spec: Mapped[str] = mapped_column(String(255))  # when, canonical: "daily 03:00"
     keep: Mapped[int]
     created_at: Mapped[datetime]
     next_run_at: Mapped[datetime]

@@ -177,3 +177,22 @@ async def test_no_alert_changes_while_vpsorg_cannot_be_read(world: World) -> Non
     assert await alerts(world) == []
     async with world.life.uow() as uow:
         assert await uow.health.states() == {}
+
+
+@pytest.mark.parametrize("world", [ALERTING], indirect=True)
+async def test_a_server_deleted_at_vpsorg_is_forgotten_not_alerted_stale(world: World) -> None:
+    world.sim.add_server(777, "gone-soon")
+    now = world.clock.now
+    world.sim.add_backup(777, "automatic", "x", None, (now - timedelta(hours=1)).isoformat())
+    await health.alert_due(world.vps, world.life)
+    # the server is deleted at VPS.org, with its backups
+    del world.sim.servers[777]
+    for key in [k for k, o in world.sim.objects["backups"].items() if o.server_id == 777]:
+        del world.sim.objects["backups"][key]
+    world.clock.now += timedelta(minutes=16)
+    await health.alert_due(world.vps, world.life)
+    report = await health.check(world.vps, world.life)
+    assert 777 not in {h.server.id for h in report.servers}
+    assert sorted(a["server_id"] for a in await alerts(world)) == [SERVER, DB_SERVER]
+    async with world.life.uow() as uow:
+        assert 777 not in await uow.health.states()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -277,3 +278,85 @@ async def test_a_lost_answer_to_a_retention_delete_is_read_back(world: World) ->
     async with SqlUnitOfWork(world.database.sessions) as uow:
         [pruned] = await uow.audit.events("pruned")
     assert (pruned.request_id, pruned.detail["how"]) == (first.id, "deleted")
+
+
+async def test_a_run_whose_lease_lapsed_deletes_nothing_and_creates_nothing(
+    world: World,
+) -> None:
+    """Instance A leased the schedule, then stalled past its lease; B ran it (at VPS.org's
+    limit: its own oldest deleted first, then the POST). When A gets to it, its lease is gone:
+    it deletes nothing (each DELETE renews the lease first) and creates nothing (the run is
+    recorded only while the lease is held). The schedule keeps its 4. (Found by review.)"""
+    for snapshot_id in (798, 801):  # the people's old ones go; one newer person's snapshot
+        del world.sim.objects["snapshots"][snapshot_id]
+    world.sim.add_snapshot(SERVER, "person-later", created_at="2030-01-01T00:00:00Z")
+    schedule_id = await add(world, "hourly", keep=4)
+    for hour in range(4):
+        world.clock.now = START.replace(minute=59, second=58) + timedelta(hours=hour)
+        await world.tick(5)
+        await world.tick(61)
+        await world.tick(15)
+    assert len(world.snapshot_names()) == 5  # 4 of its own + the person's: the limit
+
+    world.clock.now = START.replace(minute=59, second=58) + timedelta(hours=4, seconds=5)
+    async with world.life.uow() as uow:
+        [stale] = await uow.schedules.claim(now=world.clock.now, owner="a", lease=schedules.LEASE)
+        await uow.commit()
+    await world.tick(6 * 60, owner="b")  # A's lease lapsed; B runs it: prunes 1, creates 1
+    assert len(world.sim.calls_to("DELETE")) == 1
+    await schedules._run(world.vps, world.life, "a", stale)  # A gets to it now
+    await world.tick(61, owner="b")
+    await world.tick(15, owner="b")
+    ours = [n for n in world.snapshot_names() if n.startswith(f"auto-{schedule_id}-")]
+    assert len(world.sim.calls_to("POST", "/snapshots/")) == 5  # no double create: sound
+    assert len(world.sim.calls_to("DELETE")) == 1, "A deleted one of the 4 the schedule keeps"
+    assert len(ours) == 4
+
+
+async def test_unscheduled_during_a_runs_checks_nothing_is_created(world: World) -> None:
+    """A person unschedules while the tracker is in the run's checks: nothing is recorded or
+    POSTed (the run is recorded only while the schedule is active). (Found by review.)"""
+    await add(world, "hourly", keep=2)
+    world.clock.now = START.replace(minute=59, second=58) + timedelta(seconds=5)
+    async with world.life.uow() as uow:
+        [claimed] = await uow.schedules.claim(
+            now=world.clock.now, owner="one", lease=schedules.LEASE
+        )
+        await uow.commit()
+    await schedules.remove(world.life, OPS, RemoveSchedule(Kind.SNAPSHOT, claimed.id))
+    await schedules._run(world.vps, world.life, "one", claimed)
+    assert world.sim.calls_to("POST", "/snapshots/") == [], "created after unschedule"
+
+
+@pytest.mark.parametrize("world", [{"timezone": ZoneInfo("Europe/Tallinn")}], indirect=True)
+async def test_runs_are_named_in_utc_so_the_repeated_hour_gives_two_names(world: World) -> None:
+    for snapshot_id in (798, 801):
+        del world.sim.objects["snapshots"][snapshot_id]
+    world.clock.now = datetime(2026, 10, 24, 23, 10, tzinfo=UTC)
+    await add(world, "hourly", keep=4)
+    for hour in (0, 1):  # 03:00 EEST and 03:00 EET
+        world.clock.now = datetime(2026, 10, 25, hour, 0, tzinfo=UTC) - timedelta(seconds=2)
+        await world.tick(5)
+        await world.tick(61)
+    names = [c.body["name"] for c in world.sim.calls_to("POST", "/snapshots/")]
+    assert names == ["auto-1-20261025-0000", "auto-1-20261025-0100"]  # both 03:00 in Tallinn
+
+
+async def test_two_schedules_added_at_once_cannot_keep_more_than_the_limit_leaves(
+    world: World,
+) -> None:
+    results = await asyncio.gather(
+        add(world, "daily 03:00", keep=3),
+        add(world, "daily 04:00", keep=3),
+        return_exceptions=True,
+    )
+    assert sorted(type(r).__name__ for r in results) == ["TooManyKept", "int"]
+    async with SqlUnitOfWork(world.database.sessions) as uow:
+        assert [s.keep for s in await uow.schedules.active()] == [3]
+
+
+async def test_a_cron_too_long_to_keep_is_refused_in_words(world: World) -> None:
+    days = ",".join(str(d) for d in range(1, 32))
+    months = ",".join(str(m) for m in range(1, 13))
+    with pytest.raises(schedules.TooLong, match="at most 200"):
+        await add(world, f"cron 0 3 {days},{days},{days} {months} *", keep=1)

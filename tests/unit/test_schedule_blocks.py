@@ -142,7 +142,7 @@ def test_an_added_schedule_tells_the_channel_everything_about_it() -> None:
         "— schedule *#3*.\n"
         "*Next run:* Sat 2026-12-05 03:00 Europe/Tallinn (in 3 hours).\n"
         "It keeps its newest 3 snapshots; older ones it made are deleted; it never deletes "
-        "anything it did not make. Each snapshot it takes is named `auto-3-YYYYMMDD-HHMM`.\n"
+        "anything it did not make. Each snapshot it takes is named `auto-3-YYYYMMDD-HHMM` (UTC).\n"
         "Stop it with `/snapshot unschedule 3` (what it made is kept).",
         "`/snapshot schedules` lists the snapshot schedules · times in Europe/Tallinn",
     ]
@@ -160,7 +160,7 @@ def test_an_added_backup_schedule_with_a_cron_keeps_its_stars_in_a_code_span() -
         "schedule *#4*.\n*Next run:* Sat 2026-12-05 01:00 UTC (in 3 hours).\n"
         "It keeps its newest manual backup; older ones it made are deleted; it never deletes "
         "anything it did not make. Each manual backup it takes is described “Scheduled backup "
-        "by vpsbot, schedule #4, run YYYYMMDD-HHMM”."
+        "by vpsbot, schedule #4, run YYYYMMDD-HHMM” (UTC)."
     )
     assert text.endswith("Stop it with `/backup unschedule 4` (what it made is kept).")
 

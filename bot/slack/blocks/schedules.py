@@ -56,9 +56,9 @@ def _newest(kind: Kind, keep: int) -> str:
 def _naming(schedule: Schedule) -> str:
     stamp = "YYYYMMDD-HHMM"
     if schedule.kind is Kind.SNAPSHOT:
-        return f"Each snapshot it takes is named `{run_name(schedule.id, stamp)}`."
+        return f"Each snapshot it takes is named `{run_name(schedule.id, stamp)}` (UTC)."
     described = run_description(schedule.kind, schedule.id, stamp)
-    return f"Each manual backup it takes is described “{described}”."
+    return f"Each manual backup it takes is described “{described}” (UTC)."
 
 
 def _next(moment: datetime, tz: tzinfo, now: datetime) -> str:

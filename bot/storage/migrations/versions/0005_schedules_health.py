@@ -16,6 +16,7 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 AWARE = sa.DateTime(timezone=True)
+KEPT = "schedule_id IS NOT NULL AND status = 'succeeded' AND pruned_at IS NULL"
 
 
 def upgrade() -> None:
@@ -27,7 +28,7 @@ def upgrade() -> None:
         sa.Column("server_name", sa.String(length=255), nullable=False),
         sa.Column("channel_id", sa.String(length=32), nullable=False),
         sa.Column("created_by", sa.String(length=32), nullable=False),
-        sa.Column("spec", sa.String(length=100), nullable=False),
+        sa.Column("spec", sa.String(length=255), nullable=False),
         sa.Column("keep", sa.Integer(), nullable=False),
         sa.Column("created_at", AWARE, nullable=False),
         sa.Column("next_run_at", AWARE, nullable=False),
@@ -61,12 +62,20 @@ def upgrade() -> None:
     with op.batch_alter_table("requests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("schedule_id", sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column("pruned_at", AWARE, nullable=True))
-        batch_op.create_index(batch_op.f("ix_requests_schedule_id"), ["schedule_id"], unique=False)
+        batch_op.create_index("ix_requests_schedule_runs", ["schedule_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_requests_schedule_kept",
+            ["schedule_id"],
+            unique=False,
+            postgresql_where=sa.text(KEPT),
+            sqlite_where=sa.text(KEPT),
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("requests", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_requests_schedule_id"))
+        batch_op.drop_index("ix_requests_schedule_kept")
+        batch_op.drop_index("ix_requests_schedule_runs")
         batch_op.drop_column("pruned_at")
         batch_op.drop_column("schedule_id")
     op.drop_table("jobs")
