@@ -79,11 +79,11 @@ async def main() -> None:
     )
     print(f"  VPS.org calls per check: {statistics.mean(calls):.0f} (min {min(calls)}, "
           f"max {max(calls)})")  # fmt: skip
-    print(f"  wall time: p50 {percentile(times, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(times, 99) * 1000:.1f} ms")  # fmt: skip
+    print(f"  wall time: p50 {percentile(times, 0.5) * 1000:.1f} ms, "
+          f"p99 {percentile(times, 0.99) * 1000:.1f} ms")  # fmt: skip
     print(f"  states: {', '.join(f'{s.value} {n}' for s, n in states.items())}")
     print(f"  /backup status message: {len(message.blocks)} blocks, built in "
-          f"p50 {percentile(render, 50) * 1000:.2f} ms")  # fmt: skip
+          f"p50 {percentile(render, 0.5) * 1000:.2f} ms")  # fmt: skip
     print(f"  first alerting check (100 states written, {told} alerts queued): "
           f"{alerting * 1000:.1f} ms")  # fmt: skip
 
