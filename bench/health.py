@@ -15,9 +15,9 @@ from datetime import UTC, datetime, timedelta
 
 from bench.approval import percentile
 from bench.harness import TOKEN
-from bot.serving import serving
 from bot.services import health
 from bot.services.lifecycle import Lifecycle, Policy
+from bot.serving import serving
 from bot.slack.blocks import status_message
 from bot.storage.database import Database
 from bot.storage.unit_of_work import SqlUnitOfWork
