@@ -152,6 +152,9 @@ def outcome(event: str, detail: dict[str, Any]) -> str:
         "card_not_posted": "slack_error",
         "alarm": "alarm",
         "request": "action",
+        "schedule": "action",
+        "pruned": "how",
+        "health_alert": "to",
     }
     value = detail.get(keys.get(event, "outcome"), detail.get("outcome", ""))
     if event == "replay":

@@ -6,6 +6,7 @@ holds, what the channel would be told (the outbox)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -16,8 +17,9 @@ from bot.domain.model import Kind
 from bot.domain.operations import AddSchedule, RemoveSchedule
 from bot.domain.outcomes import Why
 from bot.domain.schedules import parse_when
-from bot.services import schedules, tracking
+from bot.services import reports, schedules, tracking
 from bot.services.lifecycle import Lifecycle
+from bot.slack.blocks import history_message
 from bot.storage.unit_of_work import SqlUnitOfWork
 from bot.vpsorg.simulator import Fault
 from tests.integration.conftest import OPS, SERVER, START, World
@@ -360,3 +362,24 @@ async def test_a_cron_too_long_to_keep_is_refused_in_words(world: World) -> None
     months = ",".join(str(m) for m in range(1, 13))
     with pytest.raises(schedules.TooLong, match="at most 200"):
         await add(world, f"cron 0 3 {days},{days},{days} {months} *", keep=1)
+
+
+async def test_retention_is_in_the_runs_history_and_the_audit_file(world: World) -> None:
+    schedule_id = await add(world, "hourly", keep=1)
+    for hour in range(2):
+        world.clock.now = START.replace(minute=59, second=58) + timedelta(hours=hour)
+        await world.tick(5)
+        await world.tick(61)
+        await world.tick(15)
+    first, _ = await world.runs(schedule_id)
+    history = await reports.request_history(world.life.uow, first.id)
+    said = history_message(history, world.clock.now).text + json.dumps(
+        history_message(history, world.clock.now).blocks
+    )
+    assert f"schedule #{schedule_id} (of <@{OPS.user_id}>) ran a create" in said
+    assert f"schedule #{schedule_id}'s retention: `{first.asked.name}` deleted" in said
+    rows = await reports.audit_rows(world.life.uow, since=START)
+    pruned = [r for r in rows if r.event == "pruned"]
+    assert [(r.request, r.outcome, r.target_id) for r in pruned] == [
+        (first.id, "deleted", first.target_id)
+    ]

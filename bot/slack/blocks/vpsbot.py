@@ -142,13 +142,29 @@ def _by(event: AuditEvent) -> str:
     return f" by {user(event.actor_id)}" if event.actor_id else ""
 
 
+PRUNED = {
+    "deleted": "deleted",
+    "gone": "was already gone",
+    "not_ours": "no longer the schedule's (its id names another): left alone",
+}
+
+
 def _event_line(event: AuditEvent) -> str:
     """One audit row in words (every outside word escaped)."""
     detail = event.detail or {}
     name = event.event
     if name == "request":
         action = _value(detail, "action") or "something"
+        if detail.get("schedule_id") is not None:
+            schedule = _value(detail, "schedule_id", 20)
+            return f"schedule #{schedule} (of {user(event.actor_id or '')}) ran a {action}"
         return f"{user(event.actor_id or '')} asked for a {action}{_reason_of(detail)}"
+    if name == "pruned":
+        how = PRUNED.get(str(detail.get("how")), _value(detail, "how", 40))
+        return (
+            f"schedule #{_value(detail, 'schedule_id', 20)}'s retention: "
+            f"`{_value(detail, 'name', 100)}` {how}"
+        )
     if name == "vote":
         decided = DECIDED.get(str(detail.get("decision")), _value(detail, "decision"))
         return f"{user(event.actor_id or '')} {decided}{_reason_of(detail)}"
