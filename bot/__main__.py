@@ -22,7 +22,7 @@ def _settings(mode: Mode | None) -> Settings:
     from bot.logs import configure
 
     settings = load_settings(mode)
-    configure(settings.log_level)
+    configure(settings.log_level, settings.log_format)
     return settings
 
 
@@ -77,17 +77,12 @@ def socket_mode(settings: Settings) -> None:
 
 
 def worker(settings: Settings) -> None:
-    """The tracker and the outbox sender alone, for a team that runs them as their own process."""
-    from bot.bootstrap import checked
+    """The tracker and the outbox sender alone, for a team that runs them as their own process;
+    `GET /healthz` and `GET /metrics` on `$PORT`."""
+    from bot.bootstrap import run_worker_process
 
     async def run() -> None:
-        stopping = await _stop_signal()
-        bot = await checked(settings)
-        try:
-            await bot.start()
-            await stopping.wait()
-        finally:
-            await bot.stop()
+        await run_worker_process(settings, await _stop_signal())
 
     asyncio.run(run())
 

@@ -13,9 +13,11 @@ from typing import Any
 from slack_bolt.async_app import AsyncApp
 from starlette.applications import Starlette
 
+from bot import metrics
 from bot.config import Settings, reveal
+from bot.domain.lifecycle import UNDER_WAY, Status
 from bot.preflight import before_start, bind_port
-from bot.services import Services
+from bot.services import Services, reports
 from bot.services.commands import CommandLog
 from bot.services.lifecycle import Lifecycle, Policy
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
@@ -144,10 +146,25 @@ def build(
         finally:
             await bot.stop()
 
-    web = web_app(http_endpoint(slack), database.ping, lifespan)
+    web = web_app(http_endpoint(slack), database.ping, lifespan, gauges_of(services))
     shared = SharedSession(client, slack.client)
     bot = Bot(settings, database, vps, services, slack, web, worker, shared, run_worker, owns_vps)
     return bot
+
+
+def gauges_of(services: Services) -> metrics.Refresh:
+    """What a scrape of `/metrics` reads from the database first: requests by status, the
+    operations in flight, the outbox backlog and its oldest message's age."""
+
+    async def refresh() -> None:
+        found = await reports.gauges(services.life)
+        for status in Status:
+            metrics.REQUESTS.labels(status.value).set(found.by_status.get(status.value, 0))
+        metrics.IN_FLIGHT.set(sum(found.by_status.get(s.value, 0) for s in UNDER_WAY))
+        metrics.OUTBOX_BACKLOG.set(found.backlog)
+        metrics.OUTBOX_OLDEST.set(found.oldest_age)
+
+    return refresh
 
 
 async def checked(settings: Settings, *, slack_required: bool = False) -> Bot:
@@ -165,21 +182,47 @@ async def run_socket_mode(
     host: str = "0.0.0.0",  # noqa: S104
 ) -> None:
     """`python -m bot socket`: the app over Socket Mode, the tracker and outbox sender beside it,
-    and `GET /healthz` on `$PORT` (there is no `/slack/events`: Slack never calls in). Returns
-    when `stopping` is set, after work in progress has finished and leases are handed back."""
+    and `GET /healthz` and `GET /metrics` on `$PORT` (there is no `/slack/events`: Slack never
+    calls in). Returns when `stopping` is set, after work in progress has finished and leases
+    are handed back."""
     sock = bind_port(settings.port, host)  # a port in use is one line, before anything starts
     try:
         bot = await checked(settings, slack_required=True)
         link = SocketModeLink(bot.slack, reveal(settings.slack_app_token))
         try:
             await bot.start()
-            async with serving(web_app(None, bot.database.ping), sock=sock):
+            async with serving(
+                web_app(None, bot.database.ping, refresh=gauges_of(bot.services)), sock=sock
+            ):
                 if await _until_stopped(link.open(), stopping):
                     return  # told to stop before the connection was open
                 await stopping.wait()
                 log.info("stopping: no new envelopes; finishing work in progress")
         finally:
             await link.close()
+            await bot.stop()
+    finally:
+        sock.close()
+
+
+async def run_worker_process(
+    settings: Settings,
+    stopping: asyncio.Event,
+    *,
+    host: str = "0.0.0.0",  # noqa: S104
+) -> None:
+    """`python -m bot worker`: the tracker and the outbox sender alone, with `GET /healthz` and
+    `GET /metrics` on `$PORT`. Returns when `stopping` is set, leases handed back."""
+    sock = bind_port(settings.port, host)
+    try:
+        bot = await checked(settings)
+        try:
+            await bot.start()
+            async with serving(
+                web_app(None, bot.database.ping, refresh=gauges_of(bot.services)), sock=sock
+            ):
+                await stopping.wait()
+        finally:
             await bot.stop()
     finally:
         sock.close()

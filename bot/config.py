@@ -45,6 +45,7 @@ EXPECTED = {
     "VPSBOT_TIMEZONE": "an IANA time zone name such as UTC or Europe/Tallinn",
     "VPSBOT_ALERT_CHANNEL": "a Slack channel ID (C…, G…), not a name",
     "LOG_LEVEL": "one of " + ", ".join(LOG_LEVELS),
+    "LOG_FORMAT": "keyvalue or json",
     "DATABASE_URL": (
         "a URL such as sqlite:///vpsbot.db or postgresql://user:password@host/dbname, with "
         "special characters in the password percent-encoded (@ as %40), and ?ssl=require "
@@ -134,11 +135,17 @@ class Settings(BaseSettings):
     vpsbot_timezone: str = "UTC"  # schedules' times
     vpsbot_schedule_min_interval: float = Field(default=3600.0, ge=60, allow_inf_nan=False)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["keyvalue", "json"] = "keyvalue"  # json: one JSON object a line
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator(
         "slack_bot_token",

@@ -1,4 +1,5 @@
-"""Structured log lines (key=value) carrying the id of the Slack request being handled."""
+"""Structured log lines (key=value, or one JSON object a line) carrying the id of the Slack
+request being handled."""
 
 from __future__ import annotations
 
@@ -7,8 +8,14 @@ import os
 import sys
 import uuid
 from contextvars import ContextVar
+from typing import Literal
+
+from pythonjsonlogger.core import RESERVED_ATTRS
+from pythonjsonlogger.json import JsonFormatter
 
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
+
+LogFormat = Literal["keyvalue", "json"]
 
 FORMAT = "ts=%(asctime)s level=%(levelname)s logger=%(name)s req=%(request_id)s msg=%(message)r"
 
@@ -26,11 +33,34 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
-def configure(level: str | None = None) -> None:
-    """Log lines to stderr at `level` (default: $LOG_LEVEL if it is a level, else INFO; the
-    settings check LOG_LEVEL and report a bad one with the rest of the configuration)."""
+def json_formatter() -> JsonFormatter:
+    """The key=value line's fields as JSON: `ts` (ISO 8601, UTC), `level`, `logger`, `req`,
+    `message`, `exception` (the traceback, one string) when the record carries one, and any
+    `extra=` fields but uvicorn's `color_message` (its message again, with terminal colours)."""
+    return JsonFormatter(
+        ["levelname", "name", "request_id", "message"],
+        rename_fields={
+            "levelname": "level",
+            "name": "logger",
+            "request_id": "req",
+            "exc_info": "exception",
+        },
+        reserved_attrs=[*RESERVED_ATTRS, "color_message"],
+        timestamp="ts",
+        json_ensure_ascii=False,
+    )
+
+
+def configure(level: str | None = None, format: LogFormat | None = None) -> None:
+    """Log lines to stderr at `level` in `format` (defaults: $LOG_LEVEL if it is a level, else
+    INFO; $LOG_FORMAT if it is a format, else keyvalue; the settings check both and report a
+    bad one with the rest of the configuration)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter(FORMAT))
+    chosen = (format or os.environ.get("LOG_FORMAT", "")).strip().lower()
+    if chosen == "json":
+        handler.setFormatter(json_formatter())
+    else:
+        handler.setFormatter(logging.Formatter(FORMAT))
     handler.addFilter(RequestIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]

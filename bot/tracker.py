@@ -7,8 +7,10 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 
+from bot import metrics
 from bot.services import Services, outbox, tracking
 from bot.services.ports import Notifier
 
@@ -87,10 +89,13 @@ class Worker:
                 (life.policy.next_tick(now) - now).total_seconds() + TICK_SLACK
             ):
                 return
+            started = time.perf_counter()
             try:
-                await tracking.cycle(vps, life, self.services.commands, self.owner)
+                report = await tracking.cycle(vps, life, self.services.commands, self.owner)
+                metrics.TRACKER_CALLS.inc(report.api_calls)
             except Exception:
                 log.exception("tracker cycle failed")
+            metrics.CYCLE_SECONDS.observe(time.perf_counter() - started)
 
     async def _sender(self) -> None:
         while await self._pause(OUTBOX_POLL, self._wake):

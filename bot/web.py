@@ -1,7 +1,9 @@
-"""The HTTP surface: `POST /slack/events` (bolt) and `GET /healthz` (database reachable)."""
+"""The HTTP surface: `POST /slack/events` (bolt), `GET /healthz` (database reachable) and
+`GET /metrics` (Prometheus)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -12,7 +14,10 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bot import metrics
+
 Endpoint = Callable[[Request], Awaitable[Response]]
+log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
 # An oversized streamed body is read on (and dropped) up to this much more before the 413 goes
 # out, so that a client still sending it gets the answer rather than a reset connection.
@@ -90,15 +95,28 @@ def web_app(
     slack_events: Endpoint | None,
     database_ok: Callable[[], Awaitable[bool]],
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
+    refresh: metrics.Refresh | None = None,
 ) -> Starlette:
-    """`GET /healthz`, and `POST /slack/events` unless Slack reaches the bot by Socket Mode."""
+    """`GET /healthz`, `GET /metrics` (Prometheus; `refresh` sets the database gauges first),
+    and `POST /slack/events` unless Slack reaches the bot by Socket Mode."""
+
+    async def scrape(request: Request) -> Response:
+        try:
+            body, content_type = await metrics.render(refresh)
+        except Exception:  # the database does not answer: the counters still go out
+            log.warning("metrics: the database gauges could not be read")
+            body, content_type = await metrics.render(None)
+        return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
         if await database_ok():
             return JSONResponse({"status": "ok", "database": "ok"})
         return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
 
-    routes = [Route("/healthz", healthz, methods=["GET"])]
+    routes = [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/metrics", scrape, methods=["GET"]),
+    ]
     if slack_events is not None:
         routes.append(Route("/slack/events", slack_events, methods=["POST"]))
     return Starlette(

@@ -215,9 +215,14 @@ class Stack:
         return await self.reply(key)
 
 
+# The seeded lists (3 snapshots, 4 backups, 2 servers) come in pages of this many: every test on
+# the `simulator` fixture reads VPS.org's lists page by page, as the bot must.
+PAGE_SIZE = 2
+
+
 @pytest.fixture
 def simulator() -> Simulator:
-    return Simulator(token=VPS_TOKEN, create_delay=0.3, restore_delay=0.3)
+    return Simulator(token=VPS_TOKEN, create_delay=0.3, restore_delay=0.3, page_size=PAGE_SIZE)
 
 
 @pytest.fixture

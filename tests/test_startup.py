@@ -292,13 +292,16 @@ async def _healthz(port: int) -> bool:
     return answer.status_code == 200
 
 
-async def serve_until_healthy(tmp_path: Path, **extra: str) -> tuple[bool, str]:
-    """`python -m bot serve` until /healthz answers 200 (True) or it stops (False), then
-    SIGTERM: whether it served, and all it printed. Another port when $PORT was taken."""
+async def serve_until_healthy(
+    tmp_path: Path, command: str = "serve", scraped: list[str] | None = None, **extra: str
+) -> tuple[bool, str]:
+    """`python -m bot <command>` until /healthz answers 200 (True) or it stops (False), then
+    SIGTERM: whether it served, and all it printed. Another port when $PORT was taken. With
+    `scraped`, what `GET /metrics` answered once it was healthy is appended to it."""
     for _ in range(ATTEMPTS):
         env = environment(tmp_path, **extra)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+            sys.executable, "-m", "bot", command, cwd=ROOT, env=env,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
         )  # fmt: skip
         healthy = False
@@ -308,6 +311,10 @@ async def serve_until_healthy(tmp_path: Path, **extra: str) -> tuple[bool, str]:
                 if healthy or process.returncode is not None:
                     break
                 await asyncio.sleep(0.05)
+            if healthy and scraped is not None:
+                async with httpx.AsyncClient() as http:
+                    answer = await http.get(f"http://127.0.0.1:{env['PORT']}/metrics", timeout=5)
+                scraped.append(answer.text)
         finally:
             if process.returncode is None:
                 process.terminate()
@@ -411,3 +418,20 @@ def test_a_vps_error_in_the_log_says_what_failed(caplog: pytest.LogCaptureFixtur
     assert caplog.messages == [
         "VPS.org GET /servers/ failed: could not connect to VPS.org (check VPS_API_URL)"
     ]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+async def test_metrics_are_served_beside_healthz(tmp_path: Path, command: str) -> None:
+    """`serve` on its port, and `worker` (which has no Slack endpoint) on $PORT too."""
+    scraped: list[str] = []
+    async with peers() as (_, _, slack_url, vps_url):
+        healthy, output = await serve_until_healthy(
+            tmp_path, command, scraped, SLACK_API_URL=slack_url, VPS_API_URL=vps_url
+        )
+    assert healthy, output
+    [text] = scraped
+    assert 'vpsbot_requests{status="pending_approval"} 0.0' in text
+    assert "vpsbot_outbox_backlog 0.0" in text
+    assert "# TYPE vpsbot_commands_total counter" in text
+    for secret in (SLACK_SECRET, SIGNING, VPS_SECRET):
+        assert secret not in text

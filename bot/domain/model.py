@@ -81,10 +81,15 @@ class Backup:
 
 @dataclass(frozen=True, slots=True)
 class Listing(Generic[T]):
-    """A list read from the API; `partial` when the API said it holds more than it returned."""
+    """A list read from the API; `partial` when the API said it holds more than it returned.
+    `count` is what the API said it holds, `pages` how many pages were read, `per_page` how
+    many items its first page held when there were more (0: it was one page)."""
 
     items: tuple[T, ...]
     partial: bool = False
+    count: int | None = None
+    pages: int = 1
+    per_page: int = 0
 
 
 @dataclass(frozen=True, slots=True)

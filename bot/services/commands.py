@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 
+from bot import metrics
 from bot.domain.errors import Busy, NotAllowed, UsageError, VpsApiError
 from bot.services.ports import Clock, UnitOfWorkFactory
 
@@ -63,6 +64,7 @@ class CommandLog:
                 detail["error"] = type(error).__name__
             if isinstance(error, VpsApiError):
                 detail["api_status"] = error.status
+            metrics.COMMANDS.labels(invocation.command[:32], str(detail["outcome"])).inc()
             async with self._uow() as uow:
                 uow.audit.record(
                     "command",

@@ -12,6 +12,7 @@ from bot.domain.model import (
     BackupType,
     Call,
     Kind,
+    Listing,
     OperationRequest,
     RestoreStarted,
     Snapshot,
@@ -32,6 +33,8 @@ class KindCalls:
     counted_noun: str  # what the limit counts: "snapshots", "manual backups"
     listing: Callable[[VpsApi, int | None], Awaitable[tuple[Item, ...]]]  # all of a server's
     counted: Callable[[VpsApi, int], Awaitable[tuple[Item, ...]]]  # the ones the limit counts
+    # what a create makes, of one server or (None) the whole account, as listed (the tracker)
+    made: Callable[[VpsApi, int | None], Awaitable[Listing[Item]]]
     create: Callable[[VpsApi, int, str, str], Awaitable[Started[Item]]]  # server, name, descr.
     restore: Callable[[VpsApi, OperationRequest], Awaitable[RestoreStarted]]
     delete: Callable[[VpsApi, int], Awaitable[Call]]
@@ -52,6 +55,20 @@ async def _backups(vps: VpsApi, server_id: int | None) -> tuple[Item, ...]:
 
 async def _manual_backups(vps: VpsApi, server_id: int) -> tuple[Item, ...]:
     return (await vps.list_backups(server_id, BackupType.MANUAL)).items
+
+
+async def _snapshots_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]:
+    listing = await vps.list_snapshots(server_id)
+    return Listing(
+        tuple(listing.items), listing.partial, listing.count, listing.pages, listing.per_page
+    )
+
+
+async def _manual_backups_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]:
+    listing = await vps.list_backups(server_id, BackupType.MANUAL)
+    return Listing(
+        tuple(listing.items), listing.partial, listing.count, listing.pages, listing.per_page
+    )
 
 
 async def _create_snapshot(
@@ -102,6 +119,7 @@ KINDS: dict[Kind, KindCalls] = {
         "snapshots",
         _snapshots,
         _snapshots,
+        _snapshots_listed,
         _create_snapshot,
         _restore_snapshot,
         _delete_snapshot,
@@ -113,6 +131,7 @@ KINDS: dict[Kind, KindCalls] = {
         "manual backups",
         _backups,
         _manual_backups,
+        _manual_backups_listed,
         _create_backup,
         _restore_backup,
         _delete_backup,

@@ -94,6 +94,9 @@ class Lifecycle:
     policy: Policy = field(default_factory=Policy)
     owner: str = "vpsbot"
     executing: set[int] = field(default_factory=set)
+    # What the tracker learnt of each kind's account-wide listing (tracking.ListingSize), to
+    # choose between it and one call per server
+    listing_sizes: dict[str, object] = field(default_factory=dict)
 
 
 async def stored(life: Lifecycle, request_id: int) -> OperationRequest:

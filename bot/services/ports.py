@@ -194,6 +194,8 @@ class RequestStore(Protocol):
         """The latest runs of these schedules (at most `per_schedule` each), newest first."""
         ...
 
+    async def count_by_status(self) -> dict[str, int]: ...
+
     async def in_status(self, *statuses: Status) -> list[OperationRequest]: ...
 
     async def recent(self, limit: int, statuses: Collection[Status]) -> list[OperationRequest]:
@@ -232,6 +234,10 @@ class Outbox(Protocol):
     async def retry_later(self, item_id: int, *, error: str, at: datetime) -> None: ...
 
     async def mark_failed(self, item_id: int, *, error: str) -> None: ...
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be delivered, and when the oldest was queued."""
+        ...
 
 
 class ApprovalStore(Protocol):

@@ -252,3 +252,20 @@ __all__ = [
     "to_csv",
     "to_jsonl",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Gauges:
+    """What the database holds now, for the metrics: requests by status, the outbox backlog."""
+
+    by_status: dict[str, int]
+    backlog: int
+    oldest_age: float  # seconds the oldest undelivered message has waited (0: none)
+
+
+async def gauges(life: Lifecycle) -> Gauges:
+    async with life.uow() as uow:
+        by_status = await uow.requests.count_by_status()
+        backlog, oldest = await uow.outbox.backlog()
+    age = 0.0 if oldest is None else max((life.clock() - oldest).total_seconds(), 0.0)
+    return Gauges(by_status, backlog, age)

@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import replace
 from datetime import datetime
 
+from bot import metrics
 from bot.domain import approvals as rules
 from bot.domain.errors import (
     AlreadyHandled,
@@ -255,6 +256,7 @@ async def approve(
             await uow.requests.change(request.id, outcome=outcome)
         uow.outbox.add("update", {"event": "vote"}, at=now, request_id=request.id)
         await uow.commit()
+    metrics.VOTES.labels("approve").inc()
     if reached:
         executing = await stored(life, request.id)
         assert executing.status is Status.EXECUTING
@@ -346,6 +348,7 @@ async def deny(
             actor_id=voter_id,
         )
         await uow.commit()
+    metrics.VOTES.labels("deny").inc()
 
 
 async def asks_reason(life: Lifecycle, request_id: int, voter_id: str) -> bool:

@@ -29,6 +29,7 @@ STILL_WORKING = frozenset({IN_PROGRESS, "pending", "queued", "creating"})
 MISSED_READS = 3
 LEASE = timedelta(seconds=15)  # a crashed instance's claims lapse within this
 CONCURRENT_CALLS = 10
+TRY_WIDE_FROM = 3  # servers with creates in flight from which an unmeasured account is listed whole
 
 
 @dataclass
@@ -38,6 +39,64 @@ class CycleReport:
     finished: int = 0
     failed_calls: int = 0
     first_failure: str = ""  # what the first failed read said, for the log
+    wide: int = 0  # account-wide listings read (instead of one per server)
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """The items of one server (of one kind) a read found, by id; `partial` when VPS.org said
+    it holds more than it returned (a missing item is then unread, not gone)."""
+
+    items: dict[int, Item]
+    partial: bool = False
+
+
+Read = Listed | Server | VpsApiError | None
+
+
+@dataclass
+class ListingSize:
+    """What the last account-wide listing of a kind held: its count and items per page."""
+
+    count: int
+    per_page: int  # 0: it came in one page
+
+    @property
+    def pages(self) -> int:
+        return 1 if self.per_page <= 0 else max(1, -(-self.count // self.per_page))
+
+
+def account_wide(life: Lifecycle, kind: Kind, servers: set[int]) -> bool:
+    """Whether one account-wide listing of `kind` (all its pages) costs fewer calls this cycle
+    than one listing per server with work in flight. Its pages are estimated from the last
+    account-wide listing; with none yet, it is tried once there are more than
+    `TRY_WIDE_FROM` servers to read (and learnt from)."""
+    if not servers:
+        return False
+    size = life.listing_sizes.get(kind.value)
+    if not isinstance(size, ListingSize):
+        return len(servers) >= TRY_WIDE_FROM
+    return size.pages < len(servers)
+
+
+async def _read_all(
+    vps: VpsApi, life: Lifecycle, kind: Kind, gate: asyncio.Semaphore, report: CycleReport
+) -> tuple[dict[int, list[Item]], bool] | VpsApiError:
+    """One account-wide listing of what creates of `kind` make, by server."""
+    async with gate:
+        try:
+            listing = await KINDS[kind].made(vps, None)
+        except VpsApiError as error:
+            report.api_calls += 1
+            return error
+    report.api_calls += listing.pages
+    report.wide += 1
+    count = listing.count if listing.count is not None else len(listing.items)
+    life.listing_sizes[kind.value] = ListingSize(count, listing.per_page)
+    by_server: dict[int, list[Item]] = defaultdict(list)
+    for item in listing.items:
+        by_server[item.server.id].append(item)
+    return by_server, listing.partial
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,21 +200,36 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
         groups[(kind, request.server.id)].append(request)
 
     gate = asyncio.Semaphore(CONCURRENT_CALLS)
+    # per kind, one account-wide listing instead of one per server, when it costs fewer calls
+    wide = {
+        kind: asyncio.ensure_future(_read_all(vps, life, kind, gate, report))
+        for kind in (Kind.SNAPSHOT, Kind.BACKUP)
+        if account_wide(life, kind, {sid for k, sid in groups if k is kind})
+    }
 
-    async def read(
-        kind: Kind | None, server_id: int
-    ) -> dict[int, Item] | Server | VpsApiError | None:
+    async def read(kind: Kind | None, server_id: int) -> Read:
+        if kind in wide:
+            assert kind is not None
+            found = await wide[kind]
+            if isinstance(found, VpsApiError):
+                return found
+            items, partial = found
+            mine = {i.id: i for i in items.get(server_id, ())}
+            return Listed(mine, partial)
         async with gate:
-            report.api_calls += 1
             try:
                 if kind is None:
+                    report.api_calls += 1
                     return await vps.get_server(server_id)
-                items = await KINDS[kind].listing(vps, server_id)
+                listing = await KINDS[kind].made(vps, server_id)
             except NotFound:
+                report.api_calls += 1
                 return None
             except VpsApiError as error:
+                report.api_calls += 1
                 return error
-        return {item.id: item for item in items}
+        report.api_calls += listing.pages
+        return Listed({item.id: item for item in listing.items}, listing.partial)
 
     keys = list(groups)
     listings = await asyncio.gather(*(read(kind, server_id) for kind, server_id in keys))
@@ -179,8 +253,16 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
             continue
         assert not isinstance(listing, VpsApiError)
         for request in groups[key]:
-            if isinstance(listing, dict):
-                verdict = judge(request, listing.get(request.target_id or -1), now)
+            if isinstance(listing, Listed):
+                found = listing.items.get(request.target_id or -1)
+                if found is None and listing.partial:  # not read, rather than gone
+                    verdict = judge_unread(request, "VPS.org's list was partial", now, policy)
+                    if verdict.event is None:
+                        backoff.append(request)
+                    else:
+                        done.append((request, verdict))
+                    continue
+                verdict = judge(request, found, now)
             elif listing is None:
                 verdict = judge(request, None, now)
             else:

@@ -103,7 +103,7 @@ def describe(error: BaseException) -> Message:
 
 def log_error(error: Exception) -> None:
     """Known errors in one line (never a secret: the messages are ours or VPS.org's `detail`);
-    anything else with its traceback."""
+    anything else in one line too, with its traceback at LOG_LEVEL=DEBUG."""
     if isinstance(error, Unauthorized):
         log.error("VPS.org answered 401: check the VPS_API_TOKEN setting")
     elif isinstance(error, VpsApiError):
@@ -116,8 +116,10 @@ def log_error(error: Exception) -> None:
         log.warning("VPS.org %s %s failed: %s", error.method, error.path, what)
     elif isinstance(error, UsageError | NotAllowed | Busy):
         log.info("refused: %s", type(error).__name__)
-    else:
+    elif log.isEnabledFor(logging.DEBUG):  # the traceback only when asked for (README)
         log.error("listener failed", exc_info=error)
+    else:
+        log.error("listener failed: %s (LOG_LEVEL=DEBUG for the traceback)", type(error).__name__)
 
 
 async def handle_error(error: Exception, context: Any, respond: Any) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import CursorResult, delete, exists, func, or_, select, text, update
@@ -430,6 +430,12 @@ class RequestRepository:
         found.sort(key=lambda r: (r.created_at, r.id), reverse=True)
         return [_request(r) for r in found]
 
+    async def count_by_status(self) -> dict[str, int]:
+        query = select(RequestRecord.status, func.count(RequestRecord.id)).group_by(
+            RequestRecord.status
+        )
+        return {status: int(count) for status, count in (await self._session.execute(query)).all()}
+
     async def in_status(self, *statuses: Status) -> list[OperationRequest]:
         query = (
             select(RequestRecord)
@@ -560,6 +566,20 @@ class OutboxRepository:
 
     async def _set(self, item_id: int, **values: Any) -> None:
         await self._set_where(OutboxRecord.id == item_id, **values)
+
+    async def backlog(self) -> tuple[int, datetime | None]:
+        """How many messages wait to be delivered, and when the oldest was queued."""
+        row = (
+            await self._session.execute(
+                select(func.count(OutboxRecord.id), func.min(OutboxRecord.created_at)).where(
+                    OutboxRecord.status == "pending"
+                )
+            )
+        ).one()
+        oldest = row[1]
+        if oldest is not None and oldest.tzinfo is None:  # SQLite: min() skips the column type
+            oldest = oldest.replace(tzinfo=UTC)
+        return int(row[0] or 0), oldest
 
     async def items(self, status: str | None = None) -> Sequence[OutboxRecord]:
         query = select(OutboxRecord).order_by(OutboxRecord.id)

@@ -16,13 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, Self, TypeVar
-from urllib.parse import urlsplit
 
 import httpx
 from httpx_retries import Retry, RetryTransport
 
+from bot import metrics
 from bot.domain.errors import BadResponse, VpsApiError
 from bot.domain.model import (
     Backup,
@@ -54,7 +55,12 @@ def call_deadline(timeout: httpx.Timeout | float | None) -> float | None:
 
 
 DEFAULT_TIMEOUT = httpx_timeout(10.0)
-MAX_PAGES = 50
+MAX_PAGES = 100  # a listing reads at most this many pages; one cut there is partial
+NEXT_ELSEWHERE = (
+    "VPS.org's next page of /{path} points away from VPS_API_URL/{path} ({why}); "
+    "the listing was stopped and nothing was sent there"
+)
+SAME_PAGE = "VPS.org returned the same page of /{path} twice; the listing was stopped"
 MAX_CONCURRENT = 16
 MAX_BODY = 10 * 1024 * 1024  # bytes; VPS.org's largest documented answer is a few kB a page
 # A GET's retries may sleep at most this share of its deadline in all, so a 5xx that is retried
@@ -82,6 +88,31 @@ def read_retry(*, backoff_factor: float = 0.25, max_wait: float = 3.0) -> Retry:
         max_backoff_wait=max_wait,
         total_timeout=max_wait * 2,
     )
+
+
+class MeteredTransport(httpx.AsyncBaseTransport):
+    """Times and counts every HTTP request sent to VPS.org (each retry and each page) for the
+    metrics, by method, path template (below the base URL's path) and status."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, base_path: str) -> None:
+        self._inner = inner
+        self._base_path = base_path.rstrip("/")
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix(self._base_path) or "/"
+        started = time.perf_counter()
+        try:
+            response = await self._inner.handle_async_request(request)
+        except BaseException:
+            metrics.observe_call(request.method, path, None, time.perf_counter() - started)
+            raise
+        metrics.observe_call(
+            request.method, path, response.status_code, time.perf_counter() - started
+        )
+        return response
+
+    async def aclose(self) -> None:
+        await self._inner.aclose()
 
 
 class VpsClient:
@@ -117,7 +148,9 @@ class VpsClient:
                 "User-Agent": "vpsbot",
             },
             timeout=timeout,
-            transport=RetryTransport(transport=inner, retry=self._retry),
+            transport=RetryTransport(
+                transport=MeteredTransport(inner, self._base.path), retry=self._retry
+            ),
             follow_redirects=False,
         )
 
@@ -303,32 +336,82 @@ class VpsClient:
         return bytes(body)
 
     async def _list(self, path: str, params: Mapping[str, str]) -> Listing[dict[str, Any]]:
-        """Read every page of a `{count, results, next}` list."""
+        """Read every page of a `{count, results, next}` list, at most MAX_PAGES of them.
+
+        Each `next` is checked before it is followed (`_next_page`), and a page asked for twice
+        stops the listing: both are BadResponse. A listing cut at MAX_PAGES, or holding fewer
+        items than VPS.org's `count`, is `partial`.
+        """
         items: list[dict[str, Any]] = []
-        url: str | None = path
-        query: Mapping[str, str] | None = params
-        count = 0
-        for _ in range(MAX_PAGES):
-            assert url is not None
-            body = await self._request("GET", url, params=query)
+        here = self._base.join(path).copy_merge_params(params)
+        seen = {self._page_key(here)}
+        query: Mapping[str, str] = params
+        count = first = 0
+        for pages in range(1, MAX_PAGES + 1):
+            body = await self._request("GET", path, params=query)
             page = self._one(schemas.PageIn, body, "GET", "/" + path)
             items.extend(page.results)
             count = page.count
-            url, query = self._next_page(page.next, path), None
-            if url is None:
-                break
-        return Listing(tuple(items), partial=count > len(items))
+            first = len(page.results) if pages == 1 else first
+            following = self._next_page(page.next, path, here)
+            if following is None:
+                partial = count > len(items)
+                return Listing(tuple(items), partial, count, pages, first if pages > 1 else 0)
+            if self._page_key(following) in seen:
+                raise BadResponse(SAME_PAGE.format(path=path), method="GET", path="/" + path)
+            seen.add(self._page_key(following))
+            # sent to this list's own path at VPS_API_URL; VPS.org chooses only the query
+            here, query = following, following.params
+        log.warning(
+            "VPS.org's list /%s has more than %d pages; vpsbot read %d items (VPS.org counts %d) "
+            "and stopped there: the listing is partial",
+            path,
+            MAX_PAGES,
+            len(items),
+            count,
+        )
+        return Listing(tuple(items), True, count, MAX_PAGES, first)
 
-    def _next_page(self, link: str | None, path: str) -> str | None:
-        """Follow `next` only when it points back at our own API (the token goes with it)."""
+    def _next_page(self, link: str | None, path: str, here: httpx.URL) -> httpx.URL | None:
+        """The page after `here`: VPS.org's `next` (resolved against `here`), when it is the
+        same list at VPS_API_URL, that is the same scheme, host and port, no user name and the
+        same path; only its query may differ. The token goes with every request, so any other
+        `next` is a BadResponse and nothing is sent there. None when there is no next page."""
         if not link:
             return None
-        target = self._base.join(link)
-        base = urlsplit(str(self._base))
-        there = urlsplit(str(target))
-        if (there.scheme, there.netloc) != (base.scheme, base.netloc):
-            raise BadResponse("VPS.org pointed the next page at another host", path="/" + path)
-        return str(target)
+
+        def stopped(why: str) -> BadResponse:
+            text = NEXT_ELSEWHERE.format(path=path, why=why)
+            return BadResponse(text, method="GET", path="/" + path)
+
+        try:
+            target = here.join(link)
+        except httpx.InvalidURL:
+            raise stopped("not a URL") from None
+        why = self._elsewhere(target, here)
+        if why:
+            raise stopped(why)
+        return target
+
+    @staticmethod
+    def _elsewhere(target: httpx.URL, here: httpx.URL) -> str:
+        """How a next page's URL leaves the list at `here` ("" when it is the same list)."""
+        if target.scheme != here.scheme:
+            return "another scheme"
+        if target.host != here.host:
+            return "another host"
+        if target.port != here.port:
+            return "another port"
+        if target.userinfo:
+            return "a user name in it"
+        if target.path != here.path:
+            return "another path"
+        return ""
+
+    @staticmethod
+    def _page_key(url: httpx.URL) -> tuple[tuple[str, str], ...]:
+        """Which page of a list `url` asks for: its query, in any order (the rest is the list's)."""
+        return tuple(sorted(url.params.multi_items()))
 
     def _usable(
         self,
@@ -360,7 +443,8 @@ class VpsClient:
                 noun,
                 skipped[0],
             )
-        return Listing(tuple(usable), pages.partial or bool(skipped))
+        partial = pages.partial or bool(skipped)
+        return Listing(tuple(usable), partial, pages.count, pages.pages, pages.per_page)
 
     def _scrub(self, text: str) -> str:
         return scrub(text, self._secrets)

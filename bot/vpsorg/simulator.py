@@ -2,8 +2,10 @@
 
 Used by `python -m bot demo`, the tests and the benchmarks; `python -m bot simulator --port N`
 serves it alone. Creates finish after `create_delay` seconds, restores after `restore_delay`;
-limits, 400/401/404 and the trailing-slash rule behave as in the spec. Faults can be injected
-in-process (`sim.inject(...)`) or over HTTP (`POST /_sim/faults`) for tests in other processes.
+limits, 400/401/404 and the trailing-slash rule behave as in the spec. Lists are paged as Django
+REST framework pages them (`?page=N`, `page_size` items a page, absolute `next` and `previous`).
+Faults can be injected in-process (`sim.inject(...)`) or over HTTP (`POST /_sim/faults`) for
+tests in other processes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import URL, QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 MAX_SNAPSHOTS = 5
 MAX_MANUAL_BACKUPS = 10
+PAGE_SIZE = 100
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 Clock = Callable[[], datetime]
@@ -117,8 +121,12 @@ class Simulator:
         restore_delay: float = 10.0,
         clock: Clock = _utcnow,
         seed: bool = True,
+        page_size: int = PAGE_SIZE,
     ) -> None:
         self.token = token
+        self.page_size = page_size  # items a list page holds (settable at any time)
+        # test hook: rewrites each list page (`count`, `next`, `results`…) before it is sent
+        self.edit_page: Callable[[dict[str, Any]], dict[str, Any]] | None = None
         self.create_delay = create_delay
         self.restore_delay = restore_delay
         self.clock = clock
@@ -349,7 +357,7 @@ class Simulator:
             elif fault.kind == "lost_reply":
                 await asyncio.sleep(fault.delay)
                 self.advance()
-                self._handle(request.method, path.strip("/").split("/"), request.query_params, body)
+                self._handle(request.method, path.strip("/").split("/"), request.url, body)
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
             else:
                 return JSONResponse(fault.body, fault.status, headers=fault.headers)
@@ -361,7 +369,7 @@ class Simulator:
         if body is _MALFORMED:
             return _error(400, "JSON parse error.")
         self.advance()
-        return self._handle(request.method, path.strip("/").split("/"), request.query_params, body)
+        return self._handle(request.method, path.strip("/").split("/"), request.url, body)
 
     def _take_fault(self, method: str, path: str) -> Fault | None:
         for fault in self.faults:
@@ -380,11 +388,11 @@ class Simulator:
             return _error(401, "Invalid token.")
         return None
 
-    def _handle(self, method: str, parts: list[str], query: Any, body: Any) -> Response:
+    def _handle(self, method: str, parts: list[str], url: URL, body: Any) -> Response:
         route = (method, parts[0], len(parts))
         if route == ("GET", "servers", 1):
             servers = sorted(self.servers.values(), key=lambda s: s.id)
-            return _page([s.json() for s in servers])
+            return self._page([s.json() for s in servers], url)
         if route == ("GET", "servers", 2):
             server = self.servers.get(_int(parts[1]) or -1)
             return _error(404, "Not found.") if server is None else JSONResponse(server.json())
@@ -393,7 +401,7 @@ class Simulator:
         if parts[0] in self.objects:
             collection = parts[0]
             if route[0] == "GET" and len(parts) == 1:
-                return self._list(collection, query)
+                return self._list(collection, url)
             if route[0] == "POST" and len(parts) == 1:
                 return self._create(collection, body)
             if route[0] == "DELETE" and len(parts) == 2:
@@ -402,7 +410,8 @@ class Simulator:
                 return self._restore_snapshot(_int(parts[1]))
         return _error(404, "Not found.")
 
-    def _list(self, collection: str, query: Any) -> Response:
+    def _list(self, collection: str, url: URL) -> Response:
+        query = QueryParams(url.query)
         items = list(self.objects[collection].values())
         server_id: int | None = None
         if "server_id" in query:
@@ -417,7 +426,29 @@ class Simulator:
             items = [o for o in items if o.backup_type == query["backup_type"]]
         items.sort(key=lambda o: o.id, reverse=True)
         listed = [self._object_json(collection, o) for o in items]
-        return _page(self._raw_listed(collection, server_id) + listed)
+        return self._page(self._raw_listed(collection, server_id) + listed, url)
+
+    def _page(self, results: list[Any], url: URL) -> Response:
+        """Page `?page=N` (1-based) of `results`, `page_size` a page, as Django REST framework
+        answers: `count` is all of them; `next` and `previous` are absolute URLs that keep the
+        other query parameters (the first page's without `page`). A page past the end is 404."""
+        size = max(1, self.page_size)
+        last = max(1, -(-len(results) // size))
+        number = _int(QueryParams(url.query).get("page", "1"))
+        if number is None or not 1 <= number <= last:
+            return _error(404, "Invalid page.")
+
+        def link(n: int) -> str:
+            there = url.remove_query_params("page")
+            return str(there if n == 1 else there.include_query_params(page=n))
+
+        page = {
+            "count": len(results),
+            "next": link(number + 1) if number < last else None,
+            "previous": link(number - 1) if number > 1 else None,
+            "results": results[(number - 1) * size : number * size],
+        }
+        return JSONResponse(self.edit_page(page) if self.edit_page else page)
 
     def _object_json(self, collection: str, obj: SimObject) -> dict[str, Any]:
         data: dict[str, Any] = {"id": obj.id, "server": self.servers[obj.server_id].ref()}
@@ -541,10 +572,6 @@ _MALFORMED = object()
 
 def _int(text: str) -> int | None:
     return int(text) if text.isascii() and text.isdigit() else None
-
-
-def _page(results: list[dict[str, Any]]) -> JSONResponse:
-    return JSONResponse({"count": len(results), "results": results})
 
 
 def _error(status: int, detail: str) -> JSONResponse:

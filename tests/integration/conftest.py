@@ -78,7 +78,8 @@ def world_policy(**overrides: Any) -> Policy:
 async def world(database_url: str, request: pytest.FixtureRequest) -> AsyncIterator[World]:
     """Parametrize indirectly with a dict of Policy fields to change the policy."""
     clock = Clock()
-    sim = Simulator(token=TOKEN, create_delay=60, clock=clock)
+    # lists come in pages of 2 (the seeded 3 snapshots and 4 backups too), as tests/conftest
+    sim = Simulator(token=TOKEN, create_delay=60, clock=clock, page_size=2)
     database = Database(async_database_url(database_url))
     await database.upgrade()
     async with serving(sim.app) as url:

@@ -76,12 +76,16 @@ async def test_one_check_reads_two_listings_for_a_hundred_servers(world: World) 
         world.sim.add_server(sid, f"srv-{n:03}")
         fresh(world, sid, hours_ago=n)  # 0-99 hours old: 27 fresh enough, the rest stale
         world.sim.add_snapshot(sid, f"snap-{n}")
+    world.sim.page_size = 100
     before = len(world.sim.calls)
     report = await health.check(world.vps, world.life)
     calls = world.sim.calls[before:]
-    assert sorted((c.method, c.path) for c in calls) == [
-        ("GET", "/backups/"),
-        ("GET", "/snapshots/"),
+    # two listings, each of two pages (of 100)
+    assert sorted((c.method, c.path, c.query.get("page", "1")) for c in calls) == [
+        ("GET", "/backups/", "1"),
+        ("GET", "/backups/", "2"),
+        ("GET", "/snapshots/", "1"),
+        ("GET", "/snapshots/", "2"),
     ]
     assert len(report.servers) == 102
     assert sum(h.state is State.OK for h in report.servers) == 27

@@ -79,9 +79,11 @@ async def env() -> AsyncIterator[Env]:
         yield Env(sim, slack, f"{vps_url}/api/v1", slack_url)
 
 
-async def test_a_cycle_over_1000_operations_on_100_servers_makes_2_calls_per_server(
+async def test_a_cycle_over_1000_operations_on_100_servers_reads_each_kind_account_wide(
     env: Env, sqlite_url: str
 ) -> None:
+    """500 snapshots and 500 manual backups in progress: per kind, the pages of one
+    account-wide listing (100 items a page: 5 each), not one call per server (200)."""
     bot = env.bot(sqlite_url, worker=False, owner="solo")
     await bot.start()
     try:
@@ -89,9 +91,11 @@ async def test_a_cycle_over_1000_operations_on_100_servers_makes_2_calls_per_ser
         env.sim.calls.clear()
         report = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
         assert report.claimed == 1000
-        assert report.api_calls == len(env.sim.calls) == 200
-        per_server = Counter(call.query["server_id"] for call in env.sim.calls)
-        assert set(per_server.values()) == {2}
+        assert report.api_calls == len(env.sim.calls) == 10
+        assert {(c.path, c.query.get("server_id")) for c in env.sim.calls} == {
+            ("/snapshots/", None),
+            ("/backups/", None),
+        }
         assert report.finished == 0
 
         env.sim.finish_all()
@@ -99,7 +103,7 @@ async def test_a_cycle_over_1000_operations_on_100_servers_makes_2_calls_per_ser
         # the next cycle is due one poll interval later
         await asyncio.sleep(0.15)
         report = await tracking.check_in_flight(bot.services.vps, bot.services.life, "solo")
-        assert (report.api_calls, len(env.sim.calls), report.finished) == (200, 200, 1000)
+        assert (report.api_calls, len(env.sim.calls), report.finished) == (10, 10, 1000)
         async with SqlUnitOfWork(bot.database.sessions) as uow:
             pending = await uow.outbox.items("pending")
         assert Counter(item.kind for item in pending) == {"update": 1000, "reply": 1000, "dm": 1000}

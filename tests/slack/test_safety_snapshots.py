@@ -134,7 +134,7 @@ async def test_the_snapshot_is_posted_and_seen_complete_before_the_one_restore_c
     assert calls.index(post) < calls.index(call)
     seen = [c for c in calls[calls.index(post) : calls.index(call)] if c.path == "/snapshots/"]
     assert seen
-    assert seen[-1].query == {"server_id": str(SERVER)}
+    assert seen[-1].query["server_id"] == str(SERVER)
     await card_says(stack, "*Restoring*")
     stack.sim.finish_all()
     done = await card_says(stack, "was *restored*")

@@ -1,0 +1,157 @@
+"""`GET /metrics` after known traffic: commands by outcome, votes, VPS.org calls by method, path
+template and status, requests by status, the outbox backlog. Counters are process-wide (the
+default registry), so each test compares a scrape after its traffic with one before it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from bot.slack import ids
+from bot.vpsorg.simulator import Fault, Simulator
+from tests.conftest import BOB, Stack, running_stack
+from tests.fakes.slack import WebFault
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+@pytest.fixture
+async def stack(
+    simulator: Simulator, served_simulator: str, sqlite_url: str
+) -> AsyncIterator[Stack]:
+    simulator.restore_delay = 3600
+    async with running_stack(
+        simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
+    ) as built:
+        yield built
+
+
+async def scrape(stack: Stack) -> Samples:
+    response = await stack.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(response.text)
+        for sample in family.samples
+    }
+
+
+def value(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    return value(after, name, **labels) - value(before, name, **labels)
+
+
+async def test_counters_after_known_traffic(stack: Stack) -> None:
+    before = await scrape(stack)
+    await stack.ask("list 12345")
+    await stack.ask("list 12345")
+    await stack.ask("frobnicate")
+    stack.sim.inject(Fault("GET", "/backups/", status=500, times=None))
+    await stack.ask("list", command="/backup")
+    ack, _ = await stack.command("restore 801 bad deploy")
+    assert ack.status_code == 200
+    card = await stack.until(lambda: stack.posts(thread=False), what="the approval card")
+    request_id = next(b for b in card[0].data["blocks"] if b["type"] == "actions")["elements"][0][
+        "value"
+    ]
+    await stack.click(ids.RESTORE_APPROVE, request_id, user=BOB)
+    await stack.until(
+        lambda: stack.sim.calls_to("POST", "/snapshots/801/restore/"), what="the restore"
+    )
+    for _ in range(500):  # until the restore's answer is recorded (it is then running)
+        after = await scrape(stack)
+        if value(after, "vpsbot_requests", status="running") == 1:
+            break
+
+    assert delta(before, after, "vpsbot_commands_total", command="/snapshot", outcome="ok") == 3
+    assert (
+        delta(before, after, "vpsbot_commands_total", command="/snapshot", outcome="usage_error")
+        == 1
+    )
+    assert (
+        delta(before, after, "vpsbot_commands_total", command="/backup", outcome="api_error") == 1
+    )
+    assert delta(before, after, "vpsbot_votes_total", result="approve") == 1
+    # every HTTP request VPS.org received, by template (ids folded into {id})
+    sent = stack.sim.calls
+    snapshot_lists = sum(1 for c in sent if (c.method, c.path) == ("GET", "/snapshots/"))
+    assert (
+        delta(
+            before,
+            after,
+            "vpsbot_vpsorg_requests_total",
+            method="GET",
+            path="/snapshots/",
+            status="200",
+        )
+        == snapshot_lists
+    )
+    failed = sum(1 for c in sent if (c.method, c.path) == ("GET", "/backups/"))
+    assert failed >= 1
+    assert (
+        delta(
+            before,
+            after,
+            "vpsbot_vpsorg_requests_total",
+            method="GET",
+            path="/backups/",
+            status="500",
+        )
+        == failed
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "vpsbot_vpsorg_requests_total",
+            method="POST",
+            path="/snapshots/{id}/restore/",
+            status="200",
+        )
+        == 1
+    )
+    assert (
+        delta(
+            before,
+            after,
+            "vpsbot_vpsorg_request_duration_seconds_count",
+            method="POST",
+            path="/snapshots/{id}/restore/",
+        )
+        == 1
+    )
+    # the tracker reads the restored server meanwhile: its reads are counted under one template
+    assert delta(before, after, "vpsbot_vpsorg_requests_total", method="GET",
+                 path="/servers/{id}/", status="200") >= 1  # fmt: skip
+    # what the database holds, at the scrape
+    assert value(after, "vpsbot_requests", status="running") == 1
+    assert value(after, "vpsbot_operations_in_flight") == 1
+    assert "vpsbot_outbox_backlog" in {name for name, _ in after}
+    assert "vpsbot_tracker_cycle_duration_seconds_count" in {name for name, _ in after}
+
+
+async def test_outbox_backlog_and_its_age_while_slack_is_down(stack: Stack) -> None:
+    stack.slack.faults.append(
+        WebFault(
+            "chat.postMessage",
+            status=500,
+            body={"ok": False, "error": "internal_error"},
+            times=1000,
+        )
+    )
+    ack, _ = await stack.command("create 12345 nightly")
+    assert ack.status_code == 200
+    await stack.until(lambda: stack.sim.calls_to("POST", "/snapshots/"), what="the create")
+    for _ in range(200):  # the card waits in the outbox while Slack fails
+        samples = await scrape(stack)
+        if value(samples, "vpsbot_outbox_backlog") >= 1:
+            break
+    assert value(samples, "vpsbot_outbox_backlog") >= 1
+    assert value(samples, "vpsbot_outbox_oldest_age_seconds") > 0
+    assert value(samples, "vpsbot_requests", status="running") == 1
