@@ -178,8 +178,11 @@ def judge(request: OperationRequest, found: Item | None, now: datetime) -> Verdi
     return Verdict(None, outcome)
 
 
-async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleReport:
-    """One tracker cycle: claim due operations, read the API by server, finish what is done."""
+async def check_in_flight(
+    vps: VpsApi, life: Lifecycle, owner: str, *, wide: bool | None = None
+) -> CycleReport:
+    """One tracker cycle: claim due operations, read the API (per kind, account-wide or by
+    server, whichever costs fewer calls; `wide` forces one or the other), finish what is done."""
     report = CycleReport()
     now = life.clock()
     async with life.uow() as uow:
@@ -201,16 +204,20 @@ async def check_in_flight(vps: VpsApi, life: Lifecycle, owner: str) -> CycleRepo
 
     gate = asyncio.Semaphore(CONCURRENT_CALLS)
     # per kind, one account-wide listing instead of one per server, when it costs fewer calls
-    wide = {
+    whole = {
         kind: asyncio.ensure_future(_read_all(vps, life, kind, gate, report))
         for kind in (Kind.SNAPSHOT, Kind.BACKUP)
-        if account_wide(life, kind, {sid for k, sid in groups if k is kind})
+        if (
+            account_wide(life, kind, {sid for k, sid in groups if k is kind})
+            if wide is None
+            else wide and any(k is kind for k, _ in groups)
+        )
     }
 
     async def read(kind: Kind | None, server_id: int) -> Read:
-        if kind in wide:
+        if kind in whole:
             assert kind is not None
-            found = await wide[kind]
+            found = await whole[kind]
             if isinstance(found, VpsApiError):
                 return found
             items, partial = found
