@@ -34,6 +34,7 @@ from bot.web import web_app
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 20.0
+CACHE_GAUGES = 5.0  # seconds the database gauges of /metrics are reused
 
 
 @dataclass
@@ -156,8 +157,15 @@ def gauges_of(services: Services) -> metrics.Refresh:
     """What a scrape of `/metrics` reads from the database first: requests by status, the
     operations in flight, the outbox backlog and its oldest message's age."""
 
+    read_at = -CACHE_GAUGES
+
     async def refresh() -> None:
+        nonlocal read_at
+        now = asyncio.get_running_loop().time()
+        if now - read_at < CACHE_GAUGES:  # scrapes in a burst read the database once
+            return
         found = await reports.gauges(services.life)
+        read_at = now
         for status in Status:
             metrics.REQUESTS.labels(status.value).set(found.by_status.get(status.value, 0))
         metrics.IN_FLIGHT.set(sum(found.by_status.get(s.value, 0) for s in UNDER_WAY))

@@ -9,6 +9,8 @@ The gauges of what the database holds (requests by status, the outbox backlog) a
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import Awaitable, Callable
 
@@ -52,11 +54,16 @@ IN_FLIGHT = Gauge(
     "vpsbot_operations_in_flight", "Requests under way at VPS.org (approved, executing, running)"
 )
 OUTBOX_BACKLOG = Gauge("vpsbot_outbox_backlog", "Slack messages queued and not yet delivered")
+DATABASE_UP = Gauge(
+    "vpsbot_database_up", "1 when the last scrape could read the database gauges, 0 when not"
+)
 OUTBOX_OLDEST = Gauge(
     "vpsbot_outbox_oldest_age_seconds",
     "Age of the oldest Slack message not yet delivered (0: none)",
 )
 
+log = logging.getLogger(__name__)
+REFRESH_TIMEOUT = 2.0  # seconds a scrape waits for the database gauges
 _ID = re.compile(r"/[0-9]+(?=/|$)")
 
 
@@ -75,10 +82,27 @@ def observe_call(method: str, path: str, status: int | None, seconds: float) -> 
 Refresh = Callable[[], Awaitable[None]]
 
 
+def _unknown() -> None:
+    """The database gauges say nothing rather than what an earlier scrape read."""
+    nan = float("nan")
+    for gauge in (IN_FLIGHT, OUTBOX_BACKLOG, OUTBOX_OLDEST):
+        gauge.set(nan)
+    REQUESTS.clear()
+
+
 async def render(
     refresh: Refresh | None = None, registry: CollectorRegistry = REGISTRY
 ) -> tuple[bytes, str]:
-    """The text exposition (and its content type), after `refresh` set the database gauges."""
+    """The text exposition (and its content type), after `refresh` set the database gauges
+    (within REFRESH_TIMEOUT; when it fails, they are NaN and `vpsbot_database_up` is 0)."""
     if refresh is not None:
-        await refresh()
+        try:
+            async with asyncio.timeout(REFRESH_TIMEOUT):
+                await refresh()
+        except Exception as error:
+            log.warning("metrics: the database gauges could not be read (%s)", type(error).__name__)
+            DATABASE_UP.set(0)
+            _unknown()
+        else:
+            DATABASE_UP.set(1)
     return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 
@@ -17,7 +16,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot import metrics
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-log = logging.getLogger(__name__)
 MAX_BODY = 1024 * 1024  # Slack's payloads are far smaller; anything bigger is refused unread
 # An oversized streamed body is read on (and dropped) up to this much more before the 413 goes
 # out, so that a client still sending it gets the answer rather than a reset connection.
@@ -101,11 +99,7 @@ def web_app(
     and `POST /slack/events` unless Slack reaches the bot by Socket Mode."""
 
     async def scrape(request: Request) -> Response:
-        try:
-            body, content_type = await metrics.render(refresh)
-        except Exception:  # the database does not answer: the counters still go out
-            log.warning("metrics: the database gauges could not be read")
-            body, content_type = await metrics.render(None)
+        body, content_type = await metrics.render(refresh)
         return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:

@@ -65,7 +65,9 @@ async def _snapshots_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]
 
 
 async def _manual_backups_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]:
-    listing = await vps.list_backups(server_id, BackupType.MANUAL)
+    """A server's backups of every type (as ever: what VPS.org says of one it made is read
+    whatever type it gives it); account-wide, the manual ones (what creates make, far fewer)."""
+    listing = await vps.list_backups(server_id, BackupType.MANUAL if server_id is None else None)
     return Listing(
         tuple(listing.items), listing.partial, listing.count, listing.pages, listing.per_page
     )

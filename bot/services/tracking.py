@@ -30,6 +30,7 @@ MISSED_READS = 3
 LEASE = timedelta(seconds=15)  # a crashed instance's claims lapse within this
 CONCURRENT_CALLS = 10
 TRY_WIDE_FROM = 3  # servers with creates in flight from which an unmeasured account is listed whole
+REPROBE_EVERY = 40  # cycles (10 minutes at 15 s) an estimate is used before it is measured again
 
 
 @dataclass
@@ -56,10 +57,13 @@ Read = Listed | Server | VpsApiError | None
 
 @dataclass
 class ListingSize:
-    """What the last account-wide listing of a kind held: its count and items per page."""
+    """What the last account-wide listing of a kind held (its count and items per page), or
+    that it failed; and how many cycles have been decided on it since."""
 
     count: int
     per_page: int  # 0: it came in one page
+    failed: bool = False
+    decided: int = 0
 
     @property
     def pages(self) -> int:
@@ -69,14 +73,16 @@ class ListingSize:
 def account_wide(life: Lifecycle, kind: Kind, servers: set[int]) -> bool:
     """Whether one account-wide listing of `kind` (all its pages) costs fewer calls this cycle
     than one listing per server with work in flight. Its pages are estimated from the last
-    account-wide listing; with none yet, it is tried once there are more than
-    `TRY_WIDE_FROM` servers to read (and learnt from)."""
+    account-wide listing; with none yet, or every REPROBE_EVERY cycles (the account changes,
+    and a listing that failed may work again), it is tried once `TRY_WIDE_FROM` or more
+    servers are to be read, and learnt from."""
     if not servers:
         return False
     size = life.listing_sizes.get(kind.value)
-    if not isinstance(size, ListingSize):
+    if not isinstance(size, ListingSize) or size.decided >= REPROBE_EVERY:
         return len(servers) >= TRY_WIDE_FROM
-    return size.pages < len(servers)
+    size.decided += 1
+    return not size.failed and size.pages < len(servers)
 
 
 async def _read_all(
@@ -88,6 +94,10 @@ async def _read_all(
             listing = await KINDS[kind].made(vps, None)
         except VpsApiError as error:
             report.api_calls += 1
+            # per server from the next cycle on (this one reads them now), until a re-probe
+            life.listing_sizes[kind.value] = ListingSize(0, 0, failed=True)
+            log.warning("tracker: the account-wide %s list failed (%s); reading per server",
+                        kind.value, error.detail)  # fmt: skip
             return error
     report.api_calls += listing.pages
     report.wide += 1
@@ -218,11 +228,15 @@ async def check_in_flight(
         if kind in whole:
             assert kind is not None
             found = await whole[kind]
-            if isinstance(found, VpsApiError):
-                return found
-            items, partial = found
-            mine = {i.id: i for i in items.get(server_id, ())}
-            return Listed(mine, partial)
+            if not isinstance(found, VpsApiError):
+                items, partial = found
+                mine = {i.id: i for i in items.get(server_id, ())}
+                wanted = {r.target_id for r in groups[(kind, server_id)]}
+                if wanted <= mine.keys() or partial:
+                    return Listed(mine, partial)
+            # The account-wide list failed, or lacks one of this server's items: an item can
+            # slip between two pages when another is deleted meanwhile, so the server's own
+            # list decides (a missing item is never judged on the account-wide one alone).
         async with gate:
             try:
                 if kind is None:

@@ -60,6 +60,7 @@ NEXT_ELSEWHERE = (
     "VPS.org's next page of /{path} points away from VPS_API_URL/{path} ({why}); "
     "the listing was stopped and nothing was sent there"
 )
+FILTERS = frozenset({"server_id", "backup_type"})  # the list filters the bot sends
 SAME_PAGE = "VPS.org returned the same page of /{path} twice; the listing was stopped"
 MAX_CONCURRENT = 16
 MAX_BODY = 10 * 1024 * 1024  # bytes; VPS.org's largest documented answer is a few kB a page
@@ -391,7 +392,15 @@ class VpsClient:
         why = self._elsewhere(target, here)
         if why:
             raise stopped(why)
+        if self._filters(target) != self._filters(here):  # another server's, another type's
+            raise stopped("other filters")
         return target
+
+    @staticmethod
+    def _filters(url: httpx.URL) -> tuple[tuple[str, str], ...]:
+        """What a list page is filtered by (the filters the bot sends: `server_id`,
+        `backup_type`): the next page must keep them, whatever paging parameters it adds."""
+        return tuple(sorted((k, v) for k, v in url.params.multi_items() if k in FILTERS))
 
     @staticmethod
     def _elsewhere(target: httpx.URL, here: httpx.URL) -> str:

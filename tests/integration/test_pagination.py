@@ -413,3 +413,43 @@ async def test_the_tracker_finds_a_new_snapshot_on_a_later_page(stack: Stack) ->
     assert "*complete*" in shown(update)
     assert {"server_id": "23456", "page": "3"} in queries(stack.sim, "/snapshots/")
     assert [c.path for c in stack.sim.calls_to("POST")] == ["/snapshots/"]
+
+
+@pytest.mark.parametrize(
+    "rewrite",
+    [
+        lambda link: link.replace("server_id=12345", "server_id=23456"),  # another server's
+        lambda link: link.replace("server_id=12345&", "").replace("&server_id=12345", ""),
+        lambda link: link + "&backup_type=automatic",
+    ],
+)
+async def test_a_next_page_with_other_filters_is_not_followed(
+    rewrite: Callable[[str], str],
+) -> None:
+    """A next link that changes or drops the filters would mix another server's items (or
+    another type's) into this one's list: the listing stops. (Found by review.)"""
+    sim = Simulator(token=VPS_TOKEN, page_size=1)
+    sim.edit_page = lambda page: page | ({"next": rewrite(page["next"])} if page["next"] else {})
+    async with serving(sim.app) as url:
+        client = VpsClient(f"{url}/api/v1", VPS_TOKEN)
+        try:
+            with pytest.raises(BadResponse, match="other filters"):
+                await client.list_snapshots(12345)
+        finally:
+            await client.aclose()
+    assert len(sim.calls) == 1
+
+
+async def test_paging_parameters_other_than_page_are_followed() -> None:
+    """limit/offset paging (another DRF style) keeps the filters: followed."""
+    sim = Simulator(token=VPS_TOKEN, page_size=1)
+    sim.edit_page = lambda page: (
+        page | ({"next": page["next"] + "&limit=1&offset=1"} if page["next"] else {})
+    )
+    async with serving(sim.app) as url:
+        client = VpsClient(f"{url}/api/v1", VPS_TOKEN)
+        try:
+            listed = await client.list_snapshots(12345)
+        finally:
+            await client.aclose()
+    assert [s.id for s in listed.items] == [801, 798]

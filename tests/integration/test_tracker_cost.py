@@ -5,6 +5,7 @@ simulator, which pages its lists."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -119,3 +120,60 @@ async def test_an_item_missing_from_a_partial_list_is_not_failed(world: World) -
     async with SqlUnitOfWork(world.database.sessions) as uow:
         snapshots = [r for r in await uow.requests.in_status(*Status) if r.kind is Kind.SNAPSHOT]
     assert [r.status for r in snapshots] == [Status.RUNNING]
+
+
+async def statuses(w: World) -> dict[str, list[str]]:
+    async with SqlUnitOfWork(w.database.sessions) as uow:
+        rs = [r for r in await uow.requests.in_status(*Status) if r.kind is Kind.SNAPSHOT]
+    return {r.target_name or "": [r.status.value, r.outcome.failure] for r in rs}  # type: ignore[dict-item]
+
+
+async def test_an_item_slipping_between_pages_is_read_on_its_server_not_failed(
+    world: World,
+) -> None:
+    """3 servers x 2 snapshots in progress (6 items, pages of 2): read account-wide. Someone
+    deletes an unrelated, newer snapshot after page 1 was served: page 2 shifts by one, the
+    listing is not partial (count == items read), and one item is missing from it. Its server's
+    own list decides: still in progress. (Found by review.)"""
+    world.sim.page_size = 2
+    await seed(world, servers=3, per_kind=2)
+    extra = world.sim.add_snapshot(70_000, "unrelated", status="completed")  # newest: page 1
+    fired = False
+
+    def delete_after_first_page(page: dict[str, Any]) -> dict[str, Any]:
+        nonlocal fired
+        first = page["previous"] is None and page["next"] and "server_id" not in page["next"]
+        if first and not fired and any(r["id"] == extra.id for r in page["results"]):
+            fired = True
+            del world.sim.objects["snapshots"][extra.id]
+        return page
+
+    world.sim.edit_page = delete_after_first_page
+    report = await tracking.check_in_flight(world.vps, world.life, "one")
+    assert fired
+    assert report.wide >= 1
+    objects = {o.id: o.status for o in world.sim.objects["snapshots"].values()}
+    assert all(s == "in_progress" for s in objects.values())  # every create is still working
+    got = await statuses(world)
+    failed = {k: v for k, v in got.items() if v[0] != "running"}
+    assert failed == {}, failed
+
+
+async def test_an_account_wide_list_that_fails_falls_back_to_per_server_reads(world: World) -> None:
+    """VPS.org (behind a TLS proxy, as DRF often is) gives next links of another scheme: the
+    account-wide list is refused, and the servers are read one by one, in that cycle and the
+    next ones (one-page lists, no next). (Found by review.)"""
+    world.sim.page_size = 2
+    await seed(world, servers=3, per_kind=1)
+    world.sim.edit_page = lambda page: (
+        page | ({"next": page["next"].replace("http://", "https://")} if page["next"] else {})
+    )  # the simulator is http: a scheme differing from VPS_API_URL's
+    paths = []
+    for _ in range(4):
+        calls = await cycle_calls(world)
+        paths.append(sorted({(p, s) for p, s, _ in calls if p == "/snapshots/"}))
+    assert paths[-1] == [("/snapshots/", "70000"), ("/snapshots/", "70001"),
+                         ("/snapshots/", "70002")], paths  # fmt: skip
+    async with SqlUnitOfWork(world.database.sessions) as uow:
+        running = await uow.requests.in_status(Status.RUNNING)
+    assert len(running) == 6  # every one read and still followed

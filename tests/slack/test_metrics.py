@@ -4,11 +4,15 @@ default registry), so each test compares a scrape after its traffic with one bef
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import math
+import time
+from collections.abc import AsyncIterator, Callable
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot.services import reports
 from bot.slack import ids
 from bot.vpsorg.simulator import Fault, Simulator
 from tests.conftest import BOB, Stack, running_stack
@@ -39,6 +43,15 @@ async def scrape(stack: Stack) -> Samples:
     }
 
 
+async def scrape_until(stack: Stack, wanted: Callable[[Samples], bool]) -> Samples:
+    deadline = time.monotonic() + 20
+    samples = await scrape(stack)
+    while not wanted(samples) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        samples = await scrape(stack)
+    return samples
+
+
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
@@ -64,10 +77,8 @@ async def test_counters_after_known_traffic(stack: Stack) -> None:
     await stack.until(
         lambda: stack.sim.calls_to("POST", "/snapshots/801/restore/"), what="the restore"
     )
-    for _ in range(500):  # until the restore's answer is recorded (it is then running)
-        after = await scrape(stack)
-        if value(after, "vpsbot_requests", status="running") == 1:
-            break
+    # until the restore's answer is recorded (it is then running; gauges are read every 5 s)
+    after = await scrape_until(stack, lambda s: value(s, "vpsbot_requests", status="running") == 1)
 
     assert delta(before, after, "vpsbot_commands_total", command="/snapshot", outcome="ok") == 3
     assert (
@@ -148,10 +159,25 @@ async def test_outbox_backlog_and_its_age_while_slack_is_down(stack: Stack) -> N
     ack, _ = await stack.command("create 12345 nightly")
     assert ack.status_code == 200
     await stack.until(lambda: stack.sim.calls_to("POST", "/snapshots/"), what="the create")
-    for _ in range(200):  # the card waits in the outbox while Slack fails
-        samples = await scrape(stack)
-        if value(samples, "vpsbot_outbox_backlog") >= 1:
-            break
+    # the card waits in the outbox while Slack fails
+    samples = await scrape_until(stack, lambda s: value(s, "vpsbot_outbox_backlog") >= 1)
     assert value(samples, "vpsbot_outbox_backlog") >= 1
     assert value(samples, "vpsbot_outbox_oldest_age_seconds") > 0
-    assert value(samples, "vpsbot_requests", status="running") == 1
+    # the create itself went on (VPS.org finishes it in 0.3 s): one request, running or done
+    done = ("running", "succeeded")
+    assert sum(value(samples, "vpsbot_requests", status=status) for status in done) == 1
+
+
+async def test_a_database_that_cannot_be_read_says_so_instead_of_old_figures(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unreadable(_: object) -> None:
+        raise OSError("database is gone")
+
+    monkeypatch.setattr(reports, "gauges", unreadable)
+    samples = await scrape(stack)  # the counters still go out
+    assert value(samples, "vpsbot_database_up") == 0
+    assert math.isnan(value(samples, "vpsbot_outbox_backlog"))
+    assert math.isnan(value(samples, "vpsbot_operations_in_flight"))
+    assert not [name for name, _ in samples if name == "vpsbot_requests"]
+    assert "vpsbot_vpsorg_request_duration_seconds_count" in {name for name, _ in samples}
