@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from bot import bootstrap
 from bot.services import reports
 from bot.slack import ids
 from bot.vpsorg.simulator import Fault, Simulator
@@ -23,9 +24,10 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 @pytest.fixture
 async def stack(
-    simulator: Simulator, served_simulator: str, sqlite_url: str
+    simulator: Simulator, served_simulator: str, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Stack]:
     simulator.restore_delay = 3600
+    monkeypatch.setattr(bootstrap, "CACHE_GAUGES", 0.0)  # every scrape reads the database
     async with running_stack(
         simulator, served_simulator, sqlite_url, vpsbot_poll_interval=0.2
     ) as built:
