@@ -109,12 +109,13 @@ def demo(settings: Settings, database_url: str | None) -> None:
     asyncio.run(run())
 
 
-def simulator(port: int, token: str | None) -> None:
+def simulator(port: int, token: str | None, page_size: int) -> None:
     import uvicorn
 
     from bot.vpsorg.simulator import Simulator
 
-    uvicorn.run(Simulator(token=token).app, host="127.0.0.1", port=port, log_level="info")
+    app = Simulator(token=token, page_size=page_size).app
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="info")
 
 
 def db_upgrade(settings: Settings) -> None:
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
     sim = commands.add_parser("simulator", help="serve the VPS.org simulator alone")
     sim.add_argument("--port", type=int, default=8090)
     sim.add_argument("--token", default=os.environ.get("VPS_API_TOKEN"))
+    sim.add_argument(
+        "--page-size", type=int, default=100, help="items a list page holds (default 100)"
+    )
     db = commands.add_parser("db", help="database schema")
     db.add_argument("action", choices=["upgrade"])
     trail = commands.add_parser(
@@ -246,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     configure()
     try:
         if args.command == "simulator":
-            simulator(args.port, args.token)
+            simulator(args.port, args.token, max(1, args.page_size))
         elif args.command == "check":
             return check()
         elif args.command == "demo":

@@ -202,7 +202,18 @@ def reported_url(
 
 def test_simulator_serves_the_api_alone(tmp_path: Path) -> None:
     process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "simulator", "--port", "0", "--token", "t0k"],
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "simulator",
+            "--port",
+            "0",
+            "--token",
+            "t0k",
+            "--page-size",
+            "1",
+        ],
         cwd=ROOT,
         env=_env(tmp_path),
         stdout=subprocess.DEVNULL,
@@ -216,7 +227,10 @@ def test_simulator_serves_the_api_alone(tmp_path: Path) -> None:
         url = f"{base}/api/v1/snapshots/?server_id=12345"
         answer = httpx.get(url, headers={"Authorization": "Bearer t0k"}, timeout=5)
         assert answer.status_code == 200
-        assert [s["id"] for s in answer.json()["results"]] == [801, 798]
+        page = answer.json()
+        assert ([s["id"] for s in page["results"]], page["count"]) == ([801], 2)
+        following = httpx.get(page["next"], headers={"Authorization": "Bearer t0k"}, timeout=5)
+        assert [s["id"] for s in following.json()["results"]] == [798]
         assert httpx.get(url, headers={"Authorization": "Bearer x"}).status_code == 401
     finally:
         process.terminate()
