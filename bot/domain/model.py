@@ -10,7 +10,7 @@ from typing import Generic, TypeVar
 from bot.domain.lifecycle import Event, Status, Transition, move
 from bot.domain.outcomes import Asked, Outcome, SafetyStep
 
-T = TypeVar("T")
+T = TypeVar("T", covariant=True)  # read-only records: a Listing[Snapshot] is a Listing[Item]
 
 
 class Kind(StrEnum):

@@ -88,7 +88,6 @@ class Report:
     checked_at: datetime
     stale_after: timedelta
     partial: bool  # VPS.org said it holds more than it returned
-    calls: int  # VPS.org listings read (pages not counted)
 
     @property
     def snapshot_limit(self) -> int:
@@ -203,7 +202,6 @@ async def check(vps: VpsApi, life: Lifecycle, server_id: int | None = None) -> R
         checked_at=now,
         stale_after=life.policy.stale_after,
         partial=snapshots.partial or backups.partial,
-        calls=2,
     )
 
 

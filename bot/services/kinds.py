@@ -32,7 +32,7 @@ class KindCalls:
     limit: int  # per server, of the items `counted` lists
     counted_noun: str  # what the limit counts: "snapshots", "manual backups"
     listing: Callable[[VpsApi, int | None], Awaitable[tuple[Item, ...]]]  # all of a server's
-    counted: Callable[[VpsApi, int], Awaitable[tuple[Item, ...]]]  # the ones the limit counts
+    counted: Callable[[VpsApi, int], Awaitable[Listing[Item]]]  # the ones the limit counts
     # what a create makes, of one server or (None) the whole account, as listed (the tracker)
     made: Callable[[VpsApi, int | None], Awaitable[Listing[Item]]]
     create: Callable[[VpsApi, int, str, str], Awaitable[Started[Item]]]  # server, name, descr.
@@ -45,46 +45,38 @@ class KindCalls:
         return self.name(item) == (name if self.kind is Kind.SNAPSHOT else description)
 
 
-async def _snapshots(vps: VpsApi, server_id: int | None) -> tuple[Item, ...]:
-    return (await vps.list_snapshots(server_id)).items
+async def _snapshots(vps: VpsApi, server_id: int | None) -> Listing[Item]:
+    return await vps.list_snapshots(server_id)
 
 
 async def _backups(vps: VpsApi, server_id: int | None) -> tuple[Item, ...]:
     return (await vps.list_backups(server_id)).items
 
 
-async def _manual_backups(vps: VpsApi, server_id: int) -> tuple[Item, ...]:
-    return (await vps.list_backups(server_id, BackupType.MANUAL)).items
+async def _manual_backups(vps: VpsApi, server_id: int) -> Listing[Item]:
+    return await vps.list_backups(server_id, BackupType.MANUAL)
 
 
-async def _snapshots_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]:
-    listing = await vps.list_snapshots(server_id)
-    return Listing(
-        tuple(listing.items), listing.partial, listing.count, listing.pages, listing.per_page
-    )
-
-
-async def _manual_backups_listed(vps: VpsApi, server_id: int | None) -> Listing[Item]:
+async def _made_backups(vps: VpsApi, server_id: int | None) -> Listing[Item]:
     """A server's backups of every type (as ever: what VPS.org says of one it made is read
     whatever type it gives it); account-wide, the manual ones (what creates make, far fewer)."""
-    listing = await vps.list_backups(server_id, BackupType.MANUAL if server_id is None else None)
-    return Listing(
-        tuple(listing.items), listing.partial, listing.count, listing.pages, listing.per_page
-    )
+    return await vps.list_backups(server_id, BackupType.MANUAL if server_id is None else None)
+
+
+async def _all_snapshots(vps: VpsApi, server_id: int | None) -> tuple[Item, ...]:
+    return (await vps.list_snapshots(server_id)).items
 
 
 async def _create_snapshot(
     vps: VpsApi, server_id: int, name: str, description: str
 ) -> Started[Item]:
-    started = await vps.create_snapshot(server_id, name, description)
-    return Started(started.item, started.message, started.call)
+    return await vps.create_snapshot(server_id, name, description)
 
 
 async def _create_backup(
     vps: VpsApi, server_id: int, _name: str, description: str
 ) -> Started[Item]:
-    started = await vps.create_backup(server_id, description)
-    return Started(started.item, started.message, started.call)
+    return await vps.create_backup(server_id, description)
 
 
 async def _restore_snapshot(vps: VpsApi, request: OperationRequest) -> RestoreStarted:
@@ -119,9 +111,9 @@ KINDS: dict[Kind, KindCalls] = {
         Kind.SNAPSHOT,
         MAX_SNAPSHOTS_PER_SERVER,
         "snapshots",
+        _all_snapshots,
         _snapshots,
         _snapshots,
-        _snapshots_listed,
         _create_snapshot,
         _restore_snapshot,
         _delete_snapshot,
@@ -133,7 +125,7 @@ KINDS: dict[Kind, KindCalls] = {
         "manual backups",
         _backups,
         _manual_backups,
-        _manual_backups_listed,
+        _made_backups,
         _create_backup,
         _restore_backup,
         _delete_backup,

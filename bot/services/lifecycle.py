@@ -84,6 +84,21 @@ class Policy:
 
 
 @dataclass
+class ListingSize:
+    """What the last account-wide listing of a kind held (its count and items per page), or
+    that it failed; and how many cycles have been decided on it since."""
+
+    count: int
+    per_page: int  # 0: it came in one page
+    failed: bool = False
+    decided: int = 0
+
+    @property
+    def pages(self) -> int:
+        return 1 if self.per_page <= 0 else max(1, -(-self.count // self.per_page))
+
+
+@dataclass
 class Lifecycle:
     """What changing a request needs: transactions, the clock, the policy, and who we are.
     `executing` holds the requests whose VPS.org call this process is making right now: its
@@ -94,9 +109,9 @@ class Lifecycle:
     policy: Policy = field(default_factory=Policy)
     owner: str = "vpsbot"
     executing: set[int] = field(default_factory=set)
-    # What the tracker learnt of each kind's account-wide listing (tracking.ListingSize), to
-    # choose between it and one call per server
-    listing_sizes: dict[str, object] = field(default_factory=dict)
+    # What the tracker learnt of each kind's account-wide listing, to choose between it and
+    # one call per server (tracking.account_wide)
+    listing_sizes: dict[str, ListingSize] = field(default_factory=dict)
 
 
 async def stored(life: Lifecycle, request_id: int) -> OperationRequest:

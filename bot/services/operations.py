@@ -58,7 +58,7 @@ async def existing_server(vps: VpsApi, server_id: int) -> Server:
 async def _check_limit(vps: VpsApi, kind: Kind, server: Server) -> tuple[int, ...]:
     """Refuse at the limit; return the ids that exist now (to recognise a new one later)."""
     calls = KINDS[kind]
-    existing = await calls.counted(vps, server.id)
+    existing = (await calls.counted(vps, server.id)).items
     if len(existing) >= calls.limit:
         names = ", ".join(
             f"{calls.name(item) or item.id} ({item.id})" for item in existing[: calls.limit]
@@ -197,7 +197,7 @@ async def _find_created(
     assert request.server is not None
     calls = KINDS[request.kind]
     try:
-        items = await calls.counted(vps, request.server.id)
+        items = (await calls.counted(vps, request.server.id)).items
     except VpsApiError:
         return None
     found = [

@@ -27,7 +27,6 @@ from bot.domain.lifecycle import Event, Status
 from bot.domain.model import (
     COMPLETED,
     Action,
-    BackupType,
     Kind,
     Listing,
     OperationRequest,
@@ -150,22 +149,28 @@ async def add(vps: VpsApi, life: Lifecycle, actor: Actor, intent: AddSchedule) -
             at=now,
             next_run_at=next_run(intent.when, now, policy, now),
         )
-        uow.audit.record(
-            "schedule",
-            at=now,
-            actor_id=actor.user_id,
-            channel_id=actor.channel_id,
-            detail={
-                "action": "add",
-                "schedule_id": schedule.id,
-                "kind": intent.kind.value,
-                "server_id": server.id,
-                "when": intent.when.text,
-                "keep": intent.keep,
-            },
-        )
+        _audit(uow, "add", schedule, actor, now, when=schedule.when, keep=schedule.keep)
         await uow.commit()
     return schedule
+
+
+def _audit(
+    uow: UnitOfWork, action: str, schedule: Schedule, actor: Actor, at: datetime, **more: object
+) -> None:
+    """The `schedule` audit row of a person adding or removing one."""
+    uow.audit.record(
+        "schedule",
+        at=at,
+        actor_id=actor.user_id,
+        channel_id=actor.channel_id,
+        detail={
+            "action": action,
+            "schedule_id": schedule.id,
+            "kind": schedule.kind.value,
+            "server_id": schedule.server.id,
+            **more,
+        },
+    )
 
 
 async def remove(life: Lifecycle, actor: Actor, intent: RemoveSchedule) -> Schedule:
@@ -183,18 +188,7 @@ async def remove(life: Lifecycle, actor: Actor, intent: RemoveSchedule) -> Sched
                 f"There is no {intent.kind.value} schedule #{intent.schedule_id}: "
                 f"`/{intent.kind.value} schedules` lists them."
             )
-        uow.audit.record(
-            "schedule",
-            at=now,
-            actor_id=actor.user_id,
-            channel_id=actor.channel_id,
-            detail={
-                "action": "remove",
-                "schedule_id": schedule.id,
-                "kind": schedule.kind.value,
-                "server_id": schedule.server.id,
-            },
-        )
+        _audit(uow, "remove", schedule, actor, now)
         await uow.commit()
     return schedule
 
@@ -309,12 +303,7 @@ async def _run(vps: VpsApi, life: Lifecycle, owner: str, schedule: Schedule) -> 
 
 async def _listing(vps: VpsApi, schedule: Schedule) -> Listing[Item]:
     """What the limit counts on the schedule's server: its snapshots, or its manual backups."""
-    server_id = schedule.server.id
-    if schedule.kind is Kind.SNAPSHOT:
-        snapshots = await vps.list_snapshots(server_id)
-        return Listing(tuple(snapshots.items), snapshots.partial)
-    backups = await vps.list_backups(server_id, BackupType.MANUAL)
-    return Listing(tuple(backups.items), backups.partial)
+    return await KINDS[schedule.kind].counted(vps, schedule.server.id)
 
 
 async def _open(

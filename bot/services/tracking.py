@@ -15,7 +15,7 @@ from bot.domain.outcomes import Failure, Outcome, Why
 from bot.services import health, reminders, restores, safety, schedules
 from bot.services.commands import CommandLog
 from bot.services.kinds import KINDS, Item
-from bot.services.lifecycle import Lifecycle, Policy, end, finish
+from bot.services.lifecycle import Lifecycle, ListingSize, Policy, end, finish
 from bot.services.operations import read_back_create
 from bot.services.ports import VpsApi
 
@@ -55,21 +55,6 @@ class Listed:
 Read = Listed | Server | VpsApiError | None
 
 
-@dataclass
-class ListingSize:
-    """What the last account-wide listing of a kind held (its count and items per page), or
-    that it failed; and how many cycles have been decided on it since."""
-
-    count: int
-    per_page: int  # 0: it came in one page
-    failed: bool = False
-    decided: int = 0
-
-    @property
-    def pages(self) -> int:
-        return 1 if self.per_page <= 0 else max(1, -(-self.count // self.per_page))
-
-
 def account_wide(life: Lifecycle, kind: Kind, servers: set[int]) -> bool:
     """Whether one account-wide listing of `kind` (all its pages) costs fewer calls this cycle
     than one listing per server with work in flight. Its pages are estimated from the last
@@ -79,7 +64,7 @@ def account_wide(life: Lifecycle, kind: Kind, servers: set[int]) -> bool:
     if not servers:
         return False
     size = life.listing_sizes.get(kind.value)
-    if not isinstance(size, ListingSize) or size.decided >= REPROBE_EVERY:
+    if size is None or size.decided >= REPROBE_EVERY:
         return len(servers) >= TRY_WIDE_FROM
     size.decided += 1
     return not size.failed and size.pages < len(servers)

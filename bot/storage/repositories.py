@@ -30,6 +30,11 @@ from bot.storage.tables import (
 )
 
 
+def _rows(result: object) -> int:
+    """How many rows an UPDATE or DELETE changed (1: a compare-and-set won)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
 class AuditRepository:
     """Append-only: rows are added and read, never changed."""
 
@@ -244,7 +249,7 @@ class RequestRepository:
                 raise RestoreUnderWay(
                     "Another restore of this server is already under way; this one was not started."
                 ) from None
-        won = bool(cast(CursorResult[Any], result).rowcount == 1)
+        won = _rows(result) == 1
         if won:
             self._session.add(
                 AuditRecord(
@@ -282,7 +287,7 @@ class RequestRepository:
             .values(**values)
             .execution_options(synchronize_session=False)
         )
-        won = bool(cast(CursorResult[Any], result).rowcount == 1)
+        won = _rows(result) == 1
         if won and detail is not None:
             self._session.add(
                 AuditRecord(
@@ -637,7 +642,7 @@ class DeliveryRepository:
         result = await self._session.execute(
             delete(SlackDelivery).where(SlackDelivery.created_at < moment)
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0)
+        return _rows(result)
 
 
 def _schedule(record: ScheduleRecord) -> Schedule:
@@ -713,7 +718,7 @@ class ScheduleRepository:
             .values(removed_at=at, removed_by=by)
             .execution_options(synchronize_session=False)
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+        return _rows(result) == 1
 
     async def lock_server(self, server_id: int) -> None:
         """Hold the server's schedules until commit: what one transaction checks and adds for a
@@ -775,7 +780,7 @@ class ScheduleRepository:
                 synchronize_session=False
             )
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+        return _rows(result) == 1
 
     async def renew(self, schedule_id: int, owner: str, *, now: datetime, until: datetime) -> bool:
         """Extend `owner`'s live lease on an active schedule; False when it lapsed (whoever
@@ -789,7 +794,7 @@ class ScheduleRepository:
             .values(lease_until=until)
             .execution_options(synchronize_session=False)
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+        return _rows(result) == 1
 
     async def release_all(self, owner: str) -> None:
         await self._session.execute(
@@ -838,7 +843,7 @@ class HealthRepository:
             .values(state=new, server_name=name, since=at, checked_at=at)
             .execution_options(synchronize_session=False)
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+        return _rows(result) == 1
 
     async def forget(self, server_id: int) -> None:
         """A server VPS.org no longer has: out of the health view, and never alerted again."""
@@ -874,4 +879,4 @@ class JobRepository:
             .values(next_run_at=next_run_at)
             .execution_options(synchronize_session=False)
         )
-        return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+        return _rows(result) == 1

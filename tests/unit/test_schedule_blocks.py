@@ -485,7 +485,7 @@ def health(
 def report(servers: list[ServerHealth], partial: bool = False) -> Report:
     order = {"failed": 0, "stale": 1, "ok": 2}
     ordered = sorted(servers, key=lambda h: (order[h.state.value], h.server.name))
-    return Report(tuple(ordered), NOW, STALE_AFTER, partial, 2)
+    return Report(tuple(ordered), NOW, STALE_AFTER, partial)
 
 
 def twenty() -> list[ServerHealth]:
