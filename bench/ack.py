@@ -56,8 +56,8 @@ async def measure(seconds: float, rounds: int = ROUNDS) -> tuple[list[Level], li
     opened = [Level(n) for n in RATES]
     with tempfile.TemporaryDirectory() as tmp:
         async with (
-            served(f"sqlite:///{tmp}/bench.db") as bot,
-            served(f"sqlite:///{tmp}/bare.db", bare=True) as bare,
+            served(f"sqlite:///{tmp}/bench.db", slack_apart=True) as bot,
+            served(f"sqlite:///{tmp}/bare.db", bare=True, slack_apart=True) as bare,
         ):
             sent = 0
             for level in closed:

@@ -34,6 +34,9 @@ from bot.storage.tables import AuditRecord
 from bot.vpsorg.simulator import Simulator
 
 TOKEN = "bench-token"
+# The simulator and Slack's stand-in stand for services on other machines; here they share the
+# cores with what is measured, so they take only the CPU it leaves (the lowest priority).
+PEER = ("nice", "-n", "19")
 SECRET = "bench-signing-secret"
 
 
@@ -64,24 +67,37 @@ class Replies:
 
 @asynccontextmanager
 async def served(
-    database_url: str, instances: int = 1, *, bare: bool = False
+    database_url: str, instances: int = 1, *, bare: bool = False, slack_apart: bool = False
 ) -> AsyncIterator[Served]:
     """The bot as `instances` real `python -m bot serve` processes (each with its own core and
-    event loop, as deployed); the simulator and the fake Slack run here, on loopback."""
+    event loop, as deployed), or with `bare` the bare bolt app of `bench.bare` in their place;
+    the simulator runs in a process of its own, and the fake Slack here, on loopback (with
+    `slack_apart`, in a process of its own too, so that answering the bot costs the measuring
+    process nothing; its calls are then neither recorded nor seen by `replies`)."""
     sim = Simulator(token=TOKEN)
     replies = Replies()
     slack = SlackStandIn(on_call=replies.seen)
     slack.record = False
     vps_port = free_port()
     simulator = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-        [sys.executable, "-m", "bot", "simulator", "--port", str(vps_port), "--token", TOKEN],
+        [*PEER, sys.executable, "-m", "bot", "simulator", "--port", str(vps_port), "--token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     vps_url = f"http://127.0.0.1:{vps_port}"
     await wait_port(vps_port)
     async with AsyncExitStack() as stack:
         stack.callback(simulator.terminate)
-        slack.base_url = await stack.enter_async_context(serving(slack.app))
+        if slack_apart:
+            slack_port = free_port()
+            apart = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
+                [*PEER, sys.executable, "-m", "bench.slack", str(slack_port)],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            stack.callback(apart.terminate)
+            await wait_port(slack_port)
+            slack.base_url = f"http://127.0.0.1:{slack_port}"
+        else:
+            slack.base_url = await stack.enter_async_context(serving(slack.app))
         env = {k: v for k, v in os.environ.items() if not k.startswith(("SLACK_", "VPS"))}
         env |= {
             "VPS_API_URL": f"{vps_url}/api/v1", "VPS_API_TOKEN": TOKEN,
@@ -92,8 +108,11 @@ async def served(
         processes, urls = [], []
         for _ in range(instances):
             port = free_port()
+            argv = ["-m", "bot", "serve"]
+            if bare:  # the floor: a bolt app that only acks, served the same way
+                argv = ["-m", "bench.bare", str(port), f"{slack.base_url}/api/"]
             process = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-                [sys.executable, "-m", "bot", "serve"], env=env | {"PORT": str(port)},
+                [sys.executable, *argv], env=env | {"PORT": str(port)},
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
             )  # fmt: skip
             processes.append(process)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import logging
 import os
 import signal
 import sys
+import tempfile
+from collections.abc import Iterator
 
 from pydantic import ValidationError
 
@@ -26,6 +30,23 @@ def _settings(mode: Mode | None) -> Settings:
     return settings
 
 
+@contextlib.contextmanager
+def _shared_metrics(settings: Settings) -> Iterator[None]:
+    """With a work process, its counters and this process's are one set for `/metrics`:
+    prometheus-client's multiprocess mode, in a directory of this run's own (named before
+    prometheus_client is imported, inherited by the work process, removed at exit)."""
+    chosen = "PROMETHEUS_MULTIPROC_DIR" in os.environ or "prometheus_client" in sys.modules
+    if not settings.vpsbot_work_process or chosen:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="vpsbot-metrics-") as directory:
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+        try:
+            yield
+        finally:
+            del os.environ["PROMETHEUS_MULTIPROC_DIR"]
+
+
 def serve(settings: Settings) -> None:
     """HTTP: Slack calls `/slack/events` on $PORT. The port is taken and the database, Slack
     and VPS.org are checked before the first connection is accepted."""
@@ -37,7 +58,7 @@ def serve(settings: Settings) -> None:
     async def run() -> None:
         sock = bind_port(settings.port)
         try:
-            bot = await checked(settings)
+            bot = await checked(settings, hand_off=True)
             server = uvicorn.Server(
                 uvicorn.Config(
                     bot.web,
@@ -48,6 +69,7 @@ def serve(settings: Settings) -> None:
             )
             try:
                 await bot.start()
+                gc.freeze()  # what start-up made lives as long as the process: never scanned
                 await server.serve(sockets=[sock])
             finally:
                 await bot.stop()
@@ -85,6 +107,14 @@ def worker(settings: Settings) -> None:
         await run_worker_process(settings, await _stop_signal())
 
     asyncio.run(run())
+
+
+def work(settings: Settings, fd: int) -> None:
+    """The work process of `serve` or `socket` (started by them, never by hand): the work after
+    each ack, handed over on the socket `fd`, and the tracker and outbox sender."""
+    from bot.bootstrap import run_work_process
+
+    asyncio.run(run_work_process(settings, fd))
 
 
 def demo(settings: Settings, database_url: str | None) -> None:
@@ -218,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("serve", help="serve Slack over HTTP on $PORT")
     commands.add_parser("socket", help="connect to Slack over Socket Mode (SLACK_APP_TOKEN)")
     commands.add_parser("worker", help="only follow operations and deliver messages")
+    handed = commands.add_parser("work", help="(started by serve and socket) their work process")
+    handed.add_argument("--fd", type=int, required=True, help="the socket requests arrive on")
     commands.add_parser(
         "check", help="check the configuration, database, Slack and VPS.org, then exit"
     )
@@ -260,11 +292,17 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "audit":
             return audit(_settings(None), args.since, args.server, args.format)
         elif args.command == "serve":
-            serve(_settings("serve"))
+            settings = _settings("serve")
+            with _shared_metrics(settings):  # before prometheus_client is imported
+                serve(settings)
         elif args.command == "socket":
-            socket_mode(_settings("socket"))
+            settings = _settings("socket")
+            with _shared_metrics(settings):
+                socket_mode(settings)
         elif args.command == "worker":
             worker(_settings("worker"))
+        elif args.command == "work":
+            work(_settings("worker"), args.fd)
     except ConfigError as error:
         print(f"vpsbot: configuration error: {error}", file=sys.stderr)
         return error.exit_code

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,13 +20,23 @@ from starlette.applications import Starlette
 from bot import metrics
 from bot.config import Settings, reveal
 from bot.domain.lifecycle import UNDER_WAY, Status
+from bot.handoff import WorkProcess, serve_handed
 from bot.preflight import before_start, bind_port
 from bot.services import Services, reports
 from bot.services.commands import CommandLog
 from bot.services.lifecycle import Lifecycle, Policy
 from bot.services.ports import Clock, UnitOfWork, VpsApi, utcnow
 from bot.serving import serving
-from bot.slack import SharedSession, build_app, http_endpoint, identify, inflight_of, web_client
+from bot.slack import (
+    SharedSession,
+    build_app,
+    http_endpoint,
+    identify,
+    inflight_of,
+    web_client,
+    works_of,
+)
+from bot.slack.commands import handed_again
 from bot.slack.directory import SlackDirectory
 from bot.slack.notifier import SlackNotifier
 from bot.slack.socket_mode import SocketModeLink
@@ -34,6 +48,7 @@ from bot.web import web_app
 
 log = logging.getLogger(__name__)
 DRAIN_SECONDS = 20.0
+WORK_NICENESS = 19  # the work process's CPU priority below the front's (which acks)
 CACHE_GAUGES = 5.0  # seconds the database gauges of /metrics are reused
 
 
@@ -49,18 +64,24 @@ class Bot:
     slack_http: SharedSession
     run_worker: bool = True
     _owns_vps: bool = True
+    handoff: WorkProcess | None = None  # the work process the front hands its requests to
     started: bool = False
     stopped: bool = False
     schema_ready: bool = False  # preflight.before_start brought the schema up to date
 
-    async def start(self) -> None:
+    async def start(self, *, front: bool = True) -> None:
         """Bring the schema up to date (an advisory lock serialises instances on PostgreSQL),
-        then start following operations and delivering messages."""
+        then start following operations and delivering messages (here, or in the work process
+        when requests are handed to one). A work process (`front=False`) gates no request, so
+        it does not ask Slack which workspace it is in."""
         self.started = True
         if not self.schema_ready:
             await self.database.upgrade()
         await self.slack_http.open()
-        await identify(self.slack)  # the workspace requests must come from (auth.test)
+        if front:
+            await identify(self.slack)  # the workspace requests must come from (auth.test)
+        if self.handoff is not None:
+            await self.handoff.start()
         if self.run_worker:
             self.worker.start()
 
@@ -73,6 +94,8 @@ class Bot:
         inflight = inflight_of(self.slack)
         if not await inflight.drain(DRAIN_SECONDS):
             log.warning("stopping with %d requests still in flight", inflight.count)
+        if self.handoff is not None:
+            await self.handoff.stop()
         await self.worker.stop()
         await self.slack_http.close()
         if self._owns_vps and isinstance(self.vps, VpsClient):
@@ -88,7 +111,11 @@ def build(
     clock: Clock = utcnow,
     run_worker: bool = True,
     owner: str | None = None,
+    handoff: WorkProcess | None = None,
 ) -> Bot:
+    """The bot, every collaborator built from `settings` unless given. With `handoff`, the
+    work after each ack goes to that work process, which also follows operations and delivers
+    messages: this process only acks (and serves /healthz and /metrics)."""
     database = database or Database(settings.async_database_url)
     owns_vps = vps is None
     if vps is None:
@@ -135,6 +162,7 @@ def build(
         bot_token=reveal(settings.slack_bot_token),
         signing_secret=reveal(settings.slack_signing_secret),
         api_url=settings.slack_api_url,
+        handoff=handoff,
     )
     bot: Bot
 
@@ -149,7 +177,10 @@ def build(
 
     web = web_app(http_endpoint(slack), database.ping, lifespan, gauges_of(services))
     shared = SharedSession(client, slack.client)
-    bot = Bot(settings, database, vps, services, slack, web, worker, shared, run_worker, owns_vps)
+    bot = Bot(
+        settings, database, vps, services, slack, web, worker, shared,
+        run_worker and handoff is None, owns_vps, handoff=handoff,
+    )  # fmt: skip
     return bot
 
 
@@ -175,12 +206,39 @@ def gauges_of(services: Services) -> metrics.Refresh:
     return refresh
 
 
-async def checked(settings: Settings, *, slack_required: bool = False) -> Bot:
+async def checked(
+    settings: Settings, *, slack_required: bool = False, hand_off: bool = False
+) -> Bot:
     """The bot of `serve`, `socket` and `worker`: built once the start-up checks passed
-    (`preflight.before_start`, which also brought the schema up to date)."""
-    bot = build(settings, database=await before_start(settings, slack_required=slack_required))
+    (`preflight.before_start`, which also brought the schema up to date); with `hand_off`
+    (and VPSBOT_WORK_PROCESS), the work after each ack runs in a work process of its own."""
+    database = await before_start(settings, slack_required=slack_required)
+    handoff = WorkProcess() if hand_off and settings.vpsbot_work_process else None
+    bot = build(settings, database=database, handoff=handoff)
     bot.schema_ready = True
     return bot
+
+
+async def run_work_process(settings: Settings, fd: int) -> None:
+    """`python -m bot work --fd N`, started by `serve` or `socket`: the work after each ack,
+    handed over on the socket `fd`, and the tracker and the outbox sender. It ends when the
+    front says so (after its last ack) or goes away, once that work has finished."""
+    _die_with_front()
+    os.nice(WORK_NICENESS)  # when the machine is busy, the front's acks come first
+    bot = build(settings)
+    bot.schema_ready = True  # the front checked and upgraded the schema before starting it
+    try:
+        await bot.start(front=False)
+        await serve_handed(
+            fd,
+            works_of(bot.slack),
+            bot.slack.client,
+            inflight_of(bot.slack).start,
+            bot.stop,
+            handed_again(bot.services),
+        )
+    finally:
+        await bot.stop()
 
 
 async def run_socket_mode(
@@ -195,7 +253,7 @@ async def run_socket_mode(
     are handed back."""
     sock = bind_port(settings.port, host)  # a port in use is one line, before anything starts
     try:
-        bot = await checked(settings, slack_required=True)
+        bot = await checked(settings, slack_required=True, hand_off=True)
         link = SocketModeLink(bot.slack, reveal(settings.slack_app_token))
         try:
             await bot.start()
@@ -234,6 +292,23 @@ async def run_worker_process(
             await bot.stop()
     finally:
         sock.close()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_front() -> None:
+    """On Linux, this process is killed when its front dies (prctl PR_SET_PDEATHSIG), as the
+    processes of a container die together: a front killed outright never leaves its work
+    process acting alone. (A front that stops in good order drains it first.)"""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        log.warning("could not tie the work process's life to its front's")
+    if os.getppid() == 1:  # the front died before that: nothing to work for
+        os._exit(1)
 
 
 async def _until_stopped(work: Coroutine[Any, Any, None], stopping: asyncio.Event) -> bool:

@@ -120,6 +120,7 @@ class Settings(BaseSettings):
     # 0: no reminders
     vpsbot_reminder_after: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     vpsbot_poll_interval: float = Field(default=15.0, gt=0)
+    vpsbot_work_process: bool = True
     vpsbot_require_reason: bool = False
     vpsbot_channels: IdList = ()
     vpsbot_operators: IdList = ()

@@ -3,6 +3,9 @@ from the database when `/metrics` is scraped. Every name starts with `vpsbot_`.
 
 Counters and histograms live on the default registry, as prometheus-client's own examples do:
 one process, one set (the tests read them with `REGISTRY.get_sample_value`, before and after).
+When `serve` hands its work to a work process, the two share one set through prometheus-client's
+multiprocess mode (PROMETHEUS_MULTIPROC_DIR, named by `serve` before this module is imported),
+and a scrape sums them; the database gauges are the most recent value set.
 The gauges of what the database holds (requests by status, the outbox backlog) are set by
 `refresh` just before a scrape renders them, so every instance reports the shared state.
 """
@@ -11,8 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,9 +26,14 @@ from prometheus_client import (
     Counter,
     Gauge,
     Histogram,
+    ProcessCollector,
     generate_latest,
+    multiprocess,
 )
 
+from bot.domain.lifecycle import Status
+
+LATEST: Final = "mostrecent"  # a database gauge is what the last scrape read (multiprocess mode)
 COMMANDS = Counter(
     "vpsbot_commands",
     "Slash commands handled, by command and outcome (ok, usage, refused, api_error, error…)",
@@ -49,17 +59,26 @@ CYCLE_SECONDS = Histogram(
 TRACKER_CALLS = Counter(
     "vpsbot_tracker_vpsorg_calls", "VPS.org calls made by the tracker to follow operations"
 )
-REQUESTS = Gauge("vpsbot_requests", "Requests in the database, by status", ["status"])
-IN_FLIGHT = Gauge(
-    "vpsbot_operations_in_flight", "Requests under way at VPS.org (approved, executing, running)"
+REQUESTS = Gauge(
+    "vpsbot_requests", "Requests in the database, by status", ["status"], multiprocess_mode=LATEST
 )
-OUTBOX_BACKLOG = Gauge("vpsbot_outbox_backlog", "Slack messages queued and not yet delivered")
+IN_FLIGHT = Gauge(
+    "vpsbot_operations_in_flight",
+    "Requests under way at VPS.org (approved, executing, running)",
+    multiprocess_mode=LATEST,
+)
+OUTBOX_BACKLOG = Gauge(
+    "vpsbot_outbox_backlog", "Slack messages queued and not yet delivered", multiprocess_mode=LATEST
+)
 DATABASE_UP = Gauge(
-    "vpsbot_database_up", "1 when the last scrape could read the database gauges, 0 when not"
+    "vpsbot_database_up",
+    "1 when the last scrape could read the database gauges, 0 when not",
+    multiprocess_mode=LATEST,
 )
 OUTBOX_OLDEST = Gauge(
     "vpsbot_outbox_oldest_age_seconds",
     "Age of the oldest Slack message not yet delivered (0: none)",
+    multiprocess_mode=LATEST,
 )
 
 log = logging.getLogger(__name__)
@@ -87,7 +106,8 @@ def _unknown() -> None:
     nan = float("nan")
     for gauge in (IN_FLIGHT, OUTBOX_BACKLOG, OUTBOX_OLDEST):
         gauge.set(nan)
-    REQUESTS.clear()
+    for status in Status:
+        REQUESTS.labels(status.value).set(nan)
 
 
 async def render(
@@ -105,4 +125,15 @@ async def render(
             _unknown()
         else:
             DATABASE_UP.set(1)
-    return generate_latest(registry), CONTENT_TYPE_LATEST
+    return generate_latest(_shared() or registry), CONTENT_TYPE_LATEST
+
+
+def _shared() -> CollectorRegistry | None:
+    """In multiprocess mode, a registry that reads every process's values (the front's and the
+    work process's); None otherwise."""
+    if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    ProcessCollector(registry=registry)  # process_*: this process's own (serve's)
+    return registry

@@ -120,6 +120,9 @@ def make_settings(**overrides: Any) -> Settings:
         "slack_signing_secret": SIGNING_SECRET,
         "vps_api_token": VPS_TOKEN,
         "vpsbot_safety_snapshot": False,
+        # in this process: a work process reads its settings from the environment, and the
+        # tests give theirs here (tests/test_work_process.py runs the real processes)
+        "vpsbot_work_process": False,
     }
     values.update(overrides)
     return Settings(**values)

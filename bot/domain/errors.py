@@ -234,3 +234,7 @@ class OutcomeUnrecorded(DomainError):
 
 class Busy(DomainError):
     """Too many requests are being handled; this one was not started."""
+
+
+class Interrupted(DomainError):
+    """The process handling a request stopped after it had begun; it is not done again."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from bot import metrics
-from bot.domain.errors import Busy, NotAllowed, UsageError, VpsApiError
+from bot.domain.errors import Busy, Interrupted, NotAllowed, UsageError, VpsApiError
 from bot.services.ports import Clock, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,8 @@ def outcome_of(error: BaseException | None) -> str:
         return "usage_error"
     if isinstance(error, Busy):
         return "busy"
+    if isinstance(error, Interrupted):
+        return "interrupted"
     if isinstance(error, NotAllowed):
         return "refused"
     if isinstance(error, VpsApiError):
@@ -95,6 +97,12 @@ class CommandLog:
             )
             await uow.commit()
         return False
+
+    async def delivered(self, key: str) -> bool:
+        """Whether a Slack request with this identity was acted on (its first delivery
+        recorded), without recording anything."""
+        async with self._uow() as uow:
+            return await uow.deliveries.seen(key)
 
     async def forget_deliveries(self) -> int:
         """Identities older than REPLAY_MEMORY: Slack refuses a signature that old anyway."""

@@ -12,11 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-from slack_bolt.adapter.starlette.async_handler import to_async_bolt_request, to_starlette_response
 from slack_bolt.async_app import AsyncApp, AsyncBoltRequest
 from slack_bolt.logger import get_bolt_logger
 from slack_bolt.logger.messages import warning_client_prioritized_and_token_skipped
 from slack_bolt.middleware.async_middleware import AsyncMiddleware
+from slack_bolt.request.internals import (
+    extract_channel_id,
+    extract_enterprise_id,
+    extract_team_id,
+    extract_user_id,
+    parse_body,
+)
 from slack_bolt.response import BoltResponse
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_async_handlers import (
@@ -32,7 +38,15 @@ from bot.domain.model import Kind
 from bot.services import Services
 from bot.slack import actions, home, ids
 from bot.slack.actions import action_listener, on_unknown_action
-from bot.slack.commands import acknowledge_then, command_listener, vpsbot_listener
+from bot.slack.commands import (
+    Arrival,
+    Handoff,
+    Work,
+    acknowledge_then,
+    command_listener,
+    raw_identity,
+    vpsbot_listener,
+)
 from bot.slack.errors import ADMITTED, handle_error
 from bot.slack.inflight import InFlight
 from bot.slack.notifier import is_retryable, slack_error_code
@@ -135,7 +149,7 @@ class Installation:
         self.team_id, self.enterprise_id = team or None, enterprise or None
         log.info("installed in Slack workspace %s", self.team_id or self.enterprise_id)
 
-    def admits(self, body: dict[str, Any], request: AsyncBoltRequest) -> bool:
+    def admits(self, body: dict[str, Any], request: Ids) -> bool:
         """Every workspace id the payload carries (a command's `team_id`, a click's `team.id`
         and `user.team_id`, and bolt's reading of them) is this installation's, and so is any
         Enterprise Grid organisation it names. A payload that names no workspace is refused."""
@@ -156,18 +170,43 @@ def _ids(*values: object) -> set[str]:
     return {value for value in values if isinstance(value, str) and value}
 
 
-def _workspaces(body: dict[str, Any], request: AsyncBoltRequest) -> tuple[set[str], set[str]]:
+@dataclass(frozen=True)
+class Ids:
+    """What bolt reads from a payload into a request's context (`build_async_context`, with
+    bolt's own extractors): the workspace, organisation, person and channel it names."""
+
+    team_id: str | None
+    enterprise_id: str | None
+    user_id: str | None
+    channel_id: str | None
+
+    @classmethod
+    def of_request(cls, request: AsyncBoltRequest) -> Ids:
+        context = request.context
+        return cls(context.team_id, context.enterprise_id, context.user_id, context.channel_id)
+
+    @classmethod
+    def of_body(cls, body: dict[str, Any]) -> Ids:
+        return cls(
+            extract_team_id(body),
+            extract_enterprise_id(body),
+            extract_user_id(body),
+            extract_channel_id(body),
+        )
+
+
+def _workspaces(body: dict[str, Any], request: Ids) -> tuple[set[str], set[str]]:
     team, user, enterprise = body.get("team"), body.get("user"), body.get("enterprise")
     teams = _ids(
         body.get("team_id"),
         team.get("id") if isinstance(team, dict) else team,
         user.get("team_id") if isinstance(user, dict) else None,
-        request.context.team_id,
+        request.team_id,
     )
     enterprises = _ids(
         body.get("enterprise_id"),
         enterprise.get("id") if isinstance(enterprise, dict) else enterprise,
-        request.context.enterprise_id,
+        request.enterprise_id,
     )
     return teams, enterprises
 
@@ -236,30 +275,37 @@ class Gate(AsyncMiddleware):
         resp: BoltResponse,
         next: Callable[[], Awaitable[BoltResponse]],  # bolt calls it by this name
     ) -> BoltResponse:
-        body = req.body
+        refusal = await self.refusal(req.body, Ids.of_request(req))
+        if refusal is not None:
+            return refusal
+        req.context[ADMITTED] = True
+        return await next()
+
+    async def refusal(self, body: dict[str, Any], ids: Ids) -> BoltResponse | None:
+        """Why this request is refused (the answer to send), or None when it is let through;
+        the one decision for bolt's middleware and the front's hand-over alike."""
         problem = shape_problem(body)
         if problem is not None:
             log.warning("refused a malformed Slack payload: %s", problem)
             return BoltResponse(status=400, body="malformed Slack request")
         if not await self.installation.identify(IDENTIFY_ON_REQUEST):
             log.warning("refused a Slack request: the bot's own workspace is not known yet")
-            await self._audit(req, body, "WorkspaceUnknown")
+            await self._audit(ids, body, "WorkspaceUnknown")
             return BoltResponse(status=503, body="vpsbot cannot confirm its Slack workspace yet")
-        if not self.installation.admits(body, req):
-            teams, enterprises = _workspaces(body, req)
+        if not self.installation.admits(body, ids):
+            teams, enterprises = _workspaces(body, ids)
             named = ", ".join(_printable(i) for i in sorted(teams | enterprises)[:4]) or "none"
             log.warning("refused a request from another Slack workspace (%s)", named)
-            await self._audit(req, body, "ForeignWorkspace")
+            await self._audit(ids, body, "ForeignWorkspace")
             return BoltResponse(status=403, body="vpsbot is not installed in that workspace")
-        req.context[ADMITTED] = True
-        return await next()
+        return None
 
-    async def _audit(self, req: AsyncBoltRequest, body: dict[str, Any], reason: str) -> None:
-        teams, enterprises = _workspaces(body, req)
+    async def _audit(self, ids: Ids, body: dict[str, Any], reason: str) -> None:
+        teams, enterprises = _workspaces(body, ids)
         try:
             await self.services.commands.refused_request(
-                str(req.context.user_id or ""),
-                str(req.context.channel_id or ""),
+                str(ids.user_id or ""),
+                str(ids.channel_id or ""),
                 _what(body),
                 reason,
                 team_id=",".join(sorted(teams)),
@@ -267,6 +313,17 @@ class Gate(AsyncMiddleware):
             )
         except Exception as error:  # the refusal stands; the audit row is what is lost
             log.error("could not audit a refused request: %s", type(error).__name__)
+
+
+class HereAndNow:
+    """The hand-over when there is no work process: the work runs in this process, each
+    piece a task of its own in `InFlight` (as `acknowledge_then` does for Socket Mode)."""
+
+    def __init__(self, works: dict[str, Work], inflight: InFlight, client: AsyncWebClient) -> None:
+        self._works, self._inflight, self._client = works, inflight, client
+
+    def hand(self, name: str, body: dict[str, Any], arrival: Arrival) -> None:
+        self._inflight.start(self._works[name](body, self._client, arrival))
 
 
 @dataclass(frozen=True)
@@ -277,6 +334,8 @@ class Parts:
     gate: Gate
     verifier: SignatureVerifier | None
     inflight: InFlight
+    works: dict[str, Work]
+    handoff: Handoff | None = None
 
 
 _parts: weakref.WeakKeyDictionary[AsyncApp, Parts] = weakref.WeakKeyDictionary()
@@ -286,36 +345,103 @@ def inflight_of(app: AsyncApp) -> InFlight:
     return _parts[app].inflight
 
 
+def works_of(app: AsyncApp) -> dict[str, Work]:
+    return _parts[app].works
+
+
 async def identify(app: AsyncApp) -> bool:
     """Ask Slack (auth.test) which workspace `app` is installed in; called when the bot starts.
     A failure is logged and retried on the next request (refused until Slack answers)."""
     return await _parts[app].gate.installation.identify(IDENTIFY_AT_START)
 
 
-def register(app: AsyncApp, services: Services, inflight: InFlight) -> None:
-    """Every listener the bot has, in one screen. Each acks at once and starts its work as a
-    task of its own (`acknowledge_then`), so an ack never waits behind other requests' work."""
+def works(services: Services, inflight: InFlight) -> dict[str, Work]:
+    """Every listener's work, by name (the command, the button's action_id, the view or the
+    event it answers): what a work process runs for the requests handed to it."""
     s, i = services, inflight
-    listeners: list[tuple[Callable[..., Any], str | re.Pattern[str], Any]] = [
-        (app.command, "/snapshot", command_listener(Kind.SNAPSHOT, s, i)),
-        (app.command, "/backup", command_listener(Kind.BACKUP, s, i)),
-        (app.command, "/vpsbot", vpsbot_listener(s, i)),
-        (app.action, ids.DELETE_CONFIRM, action_listener(actions.confirm_delete, s, i)),
-        (app.action, ids.DELETE_CANCEL, action_listener(actions.cancel_delete, s, i)),
-        (app.action, ids.RESTORE_APPROVE, action_listener(actions.approve, s, i)),
-        (app.action, ids.RESTORE_DENY, action_listener(actions.deny, s, i)),
-        (app.action, ids.RESTORE_CANCEL, action_listener(actions.cancel_restore, s, i)),
-        (app.action, ids.RESTORE_UNDO, action_listener(actions.undo, s, i)),
-        (app.view, actions.DENY_VIEW, actions.deny_submission(s, i)),  # Deny's reason modal
-        (app.event, "app_home_opened", home.opened_listener(s, i)),
-        (app.action, ids.HOME_APPROVE, home.click_listener(home.approve, s, i)),
-        (app.action, ids.HOME_DENY, home.deny_listener(s, i)),
-        (app.action, ids.HOME_CANCEL, home.click_listener(home.cancel, s, i)),
-        (app.action, re.compile(".*"), on_unknown_action),  # last: any other button
-    ]
-    for kind, matcher, work in listeners:
-        kind(matcher)(acknowledge_then(work, s, i))
+    return {
+        "/snapshot": command_listener(Kind.SNAPSHOT, s, i),
+        "/backup": command_listener(Kind.BACKUP, s, i),
+        "/vpsbot": vpsbot_listener(s, i),
+        ids.DELETE_CONFIRM: action_listener(actions.confirm_delete, s, i),
+        ids.DELETE_CANCEL: action_listener(actions.cancel_delete, s, i),
+        ids.RESTORE_APPROVE: action_listener(actions.approve, s, i),
+        ids.RESTORE_DENY: action_listener(actions.deny, s, i),
+        ids.RESTORE_CANCEL: action_listener(actions.cancel_restore, s, i),
+        ids.RESTORE_UNDO: action_listener(actions.undo, s, i),
+        actions.DENY_VIEW: actions.deny_submission(s, i),  # Deny's reason modal
+        "app_home_opened": home.opened_listener(s, i),
+        ids.HOME_APPROVE: home.click_listener(home.approve, s, i),
+        ids.HOME_DENY: home.deny_listener(s, i),
+        ids.HOME_CANCEL: home.click_listener(home.cancel, s, i),
+        UNKNOWN_ACTION: on_unknown_action,  # any other button
+    }
+
+
+UNKNOWN_ACTION = "*"  # the listener of any button vpsbot does not know
+COMMANDS = ("/snapshot", "/backup", "/vpsbot")
+VIEWS = (actions.DENY_VIEW,)
+EVENTS = ("app_home_opened",)  # the manifest subscribes the bot to exactly these
+LEGACY_ACTIONS = (
+    "interactive_message",
+    "dialog_submission",
+    "dialog_cancellation",
+    "workflow_step_edit",
+)
+ACTIONS = (
+    ids.DELETE_CONFIRM, ids.DELETE_CANCEL, ids.RESTORE_APPROVE, ids.RESTORE_DENY,
+    ids.RESTORE_CANCEL, ids.RESTORE_UNDO, ids.HOME_APPROVE, ids.HOME_DENY, ids.HOME_CANCEL,
+)  # fmt: skip
+
+
+def route(body: dict[str, Any]) -> str | None:
+    """The listener `register` gives this payload to, by name, as bolt matches them: a slash
+    command by its name, a button by its action_id (one vpsbot does not know: UNKNOWN_ACTION),
+    a modal's submission by its callback_id, an event by its type; None for a payload no
+    listener takes (bolt answers those 404). `body` passed `shape_problem`."""
+    command = body.get("command")
+    if command is not None:
+        return command if command in COMMANDS else None
+    kind = body.get("type")
+    if kind == "block_actions":
+        if not body.get("actions"):
+            return None  # no action: no listener takes it
+        action_id = body["actions"][0]["action_id"]
+        known = action_id not in COMMANDS + VIEWS + EVENTS and action_id in ACTIONS
+        return action_id if known else UNKNOWN_ACTION
+    if kind in LEGACY_ACTIONS:  # bolt's catch-all action listener takes these too
+        return UNKNOWN_ACTION
+    if kind == "view_submission":
+        callback_id = _object(body.get("view")).get("callback_id")
+        return callback_id if callback_id in VIEWS else None
+    if kind == "event_callback":
+        event_type = _object(body.get("event")).get("type")
+        return event_type if event_type in EVENTS else None
+    return None
+
+
+def _object(value: object) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def register(
+    app: AsyncApp, services: Services, inflight: InFlight, handoff: Handoff | None = None
+) -> dict[str, Work]:
+    """Every listener the bot has, in one screen. Each acks at once and starts its work as a
+    task of its own, or hands it to the work process (`acknowledge_then`), so an ack never
+    waits behind other requests' work."""
+    named = works(services, inflight)
+    for name, work in named.items():
+        kind = (
+            app.command if name in COMMANDS
+            else app.view if name in VIEWS
+            else app.event if name in EVENTS
+            else app.action
+        )  # fmt: skip
+        matcher: str | re.Pattern[str] = re.compile(".*") if name == UNKNOWN_ACTION else name
+        kind(matcher)(acknowledge_then(name, work, services, inflight, handoff))
     app.error(handle_error)
+    return named
 
 
 class _TokenGivenTwice(logging.Filter):
@@ -327,7 +453,16 @@ class _TokenGivenTwice(logging.Filter):
         return record.getMessage() != warning_client_prioritized_and_token_skipped()
 
 
-def build_app(services: Services, *, bot_token: str, signing_secret: str, api_url: str) -> AsyncApp:
+def build_app(
+    services: Services,
+    *,
+    bot_token: str,
+    signing_secret: str,
+    api_url: str,
+    handoff: Handoff | None = None,
+) -> AsyncApp:
+    """The bolt app with every listener; with `handoff`, the work after each ack is handed to
+    the work process instead of running here."""
     client = web_client(bot_token, api_url)
     bolt_log = get_bolt_logger(AsyncApp)
     if not any(isinstance(f, _TokenGivenTwice) for f in bolt_log.filters):
@@ -342,10 +477,10 @@ def build_app(services: Services, *, bot_token: str, signing_secret: str, api_ur
         before_authorize=gate,  # before bolt's own auth.test: a foreign request sends nothing
     )
     inflight = InFlight()
-    register(app, services, inflight)
+    named = register(app, services, inflight, handoff)
     # no secret (Socket Mode): nothing can be verified, so /slack/events refuses everything
     verifier = SignatureVerifier(signing_secret) if signing_secret else None
-    _parts[app] = Parts(gate, verifier, inflight)
+    _parts[app] = Parts(gate, verifier, inflight, named, handoff)
     return app
 
 
@@ -407,7 +542,9 @@ def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
     answered here (it names no workspace for the gate to check); other JSON bodies must be
     `event_callback`s. A body bolt cannot parse or of the wrong shape is a 400, never a stack
     trace."""
-    verifier = _parts[app].verifier
+    parts = _parts[app]
+    verifier = parts.verifier
+    handoff = parts.handoff or HereAndNow(parts.works, parts.inflight, app.client)
 
     async def slack_events(request: Request) -> Response:
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -429,15 +566,34 @@ def http_endpoint(app: AsyncApp) -> Callable[[Request], Awaitable[Response]]:
             if event.get("type") != "event_callback":
                 log.warning("refused a JSON Slack request that is not an event")
                 return PlainTextResponse("malformed Slack request", 400)
-        try:
-            bolt_request = to_async_bolt_request(request, body)
-        except Exception as error:  # a malformed payload that bolt could not parse
-            log.warning("refused an unparsable Slack request: %s", type(error).__name__)
-            return PlainTextResponse("malformed Slack request", 400)
-        problem = shape_problem(bolt_request.body)
-        if problem is not None:
-            log.warning("refused a malformed Slack payload: %s", problem)
-            return PlainTextResponse("malformed Slack request", 400)
-        return to_starlette_response(await app.async_dispatch(bolt_request))
+        return await _hand_over(parts, handoff, body.decode(), kind)
 
     return slack_events
+
+
+async def _hand_over(parts: Parts, handoff: Handoff, raw: str, content_type: str) -> Response:
+    """The front's ack, for a request whose signature was verified: bolt's own parsing and the
+    Gate's decision, then the request goes to the work process under the name of the listener
+    bolt would have run (`route`), and Slack gets bolt's empty 200 at once. The work process
+    runs that listener's work (`serve_handed`): bolt's dispatch is not needed to ack, and
+    skipping it keeps the ack cheaper than a bare bolt app's."""
+    try:
+        body = parse_body(raw, content_type)
+    except ValueError:
+        log.warning("refused an unparsable Slack request")
+        return PlainTextResponse("malformed Slack request", 400)
+    problem = shape_problem(body)
+    if problem is not None:
+        log.warning("refused a malformed Slack payload: %s", problem)
+        return PlainTextResponse("malformed Slack request", 400)
+    if body.get("ssl_check") == "1":  # Slack checking the certificate: answered, nothing done
+        return PlainTextResponse("", 200)
+    refusal = await parts.gate.refusal(body, Ids.of_body(body))
+    if refusal is not None:
+        return PlainTextResponse(str(refusal.body), refusal.status)
+    name = route(body)
+    if name is None:
+        log.warning("no listener for this Slack request (%s)", _printable(_what(body)))
+        return PlainTextResponse("", 404)
+    handoff.hand(name, body, Arrival(raw_identity(raw), parts.gate.services.life.clock()))
+    return PlainTextResponse("", 200)

@@ -8,11 +8,11 @@ import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.domain.errors import Busy, NotEligible
+from bot.domain.errors import Busy, Interrupted, NotEligible
 from bot.domain.model import Kind
 from bot.domain.operations import (
     AddSchedule,
@@ -48,6 +48,7 @@ from bot.services.access import check_channel, check_operator
 from bot.services.commands import Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
+from bot.slack.errors import describe
 from bot.slack.inflight import InFlight
 from bot.slack.parsing import parse, parse_vpsbot, usage, vpsbot_usage
 from bot.slack.replies import Reply
@@ -174,26 +175,78 @@ def identity(request: Any, body: dict[str, Any]) -> str:
     anyone holding a copy) carries the very same body; two real requests never do (each has
     its own trigger_id and response_url). Socket Mode has no raw body: its payload, sorted."""
     raw = getattr(request, "raw_body", "") or json.dumps(body, sort_keys=True, default=str)
+    return raw_identity(raw)
+
+
+def raw_identity(raw: str) -> str:
     return "b:" + hashlib.sha256(raw.encode()).hexdigest()
 
 
 Work = Callable[[dict[str, Any], Any, Arrival], Coroutine[Any, Any, None]]
 
 
+class Handoff(Protocol):
+    """Where acknowledged work goes when it does not run in the process that acked it: the
+    listener's name, the request's payload and its arrival, to be run by `works[name]`."""
+
+    def hand(self, name: str, body: dict[str, Any], arrival: Arrival) -> None: ...
+
+
 def acknowledge_then(
-    work: Work, services: Services, inflight: InFlight
+    name: str, work: Work, services: Services, inflight: InFlight, handoff: Handoff | None = None
 ) -> Callable[..., Awaitable[None]]:
-    """A listener that answers Slack at once and starts `work(body, client, arrival)` as a
-    task of its own. (Not bolt's lazy listeners: they deep-copy the whole request before the
-    ack is sent, which cost a quarter of the CPU of a loaded instance and delayed every ack.)"""
+    """A listener that answers Slack at once, then starts `work(body, client, arrival)` as a
+    task of its own, or hands it to the work process (`handoff`) so that the work never
+    shares the ack's event loop. (Not bolt's lazy listeners: they deep-copy the whole request
+    before the ack is sent, which cost a quarter of the CPU of a loaded instance and delayed
+    every ack.)"""
 
     async def listener(ack: Any, body: dict[str, Any], client: Any, request: Any) -> None:
         arrival = Arrival(identity(request, body), services.life.clock())
         await ack()
-        inflight.start(work(body, client, arrival))
+        if handoff is None:
+            inflight.start(work(body, client, arrival))
+        else:
+            handoff.hand(name, body, arrival)
 
     listener.__name__ = f"ack_then_{getattr(work, '__name__', 'work')}"
     return listener
+
+
+Again = Callable[[Work, dict[str, Any], Any, Arrival], Coroutine[Any, Any, None]]
+
+
+def handed_again(services: Services) -> Again:
+    """The work of a request handed to a new work process because the one before stopped
+    before it had finished: done as usual unless it had begun there (its first delivery is
+    recorded). Then it is not done a second time: the person is told so (through the
+    response_url, which every command and button click carries), and a slash command gets its
+    one `command` audit row, outcome `interrupted`."""
+
+    async def again(work: Work, body: dict[str, Any], client: Any, arrival: Arrival) -> None:
+        if not await services.commands.delivered(arrival.key):
+            await work(body, client, arrival)
+            return
+        user, channel = body.get("user"), body.get("channel")
+        user_id = str(body.get("user_id") or (user.get("id") if isinstance(user, dict) else ""))
+        channel_id = str(
+            body.get("channel_id") or (channel.get("id") if isinstance(channel, dict) else "")
+        )
+        reply = Reply(body.get("response_url"), client, channel_id, user_id)
+        error = Interrupted("stopped part-way; not done again")
+        log.warning("a request begun by a work process that stopped was not done again")
+        if "command" not in body:
+            await reply.send(describe(error))
+            return
+        text = str(body.get("text", ""))
+        invocation = Invocation(user_id, channel_id, str(body["command"]), text)
+        try:
+            async with services.commands.recording(invocation):
+                raise error
+        except Interrupted:
+            await reply.send(describe(error))
+
+    return again
 
 
 # The work of one command: (text, actor, Web API client) -> its reply, or None.

@@ -9,6 +9,7 @@ from bot.domain.errors import (
     BadResponse,
     Busy,
     ConflictingRestore,
+    Interrupted,
     LimitReached,
     NotAllowed,
     NotFound,
@@ -87,6 +88,12 @@ def describe(error: BaseException) -> Message:
         return error_message(
             ":hourglass: vpsbot is handling many requests right now, so it did not start this "
             "one. Nothing was changed; try again in a minute."
+        )
+    if isinstance(error, Interrupted):
+        return error_message(
+            ":warning: vpsbot restarted its work while it was handling this, so it stopped "
+            "part-way and was not done a second time. Anything it had started shows in this "
+            "channel and in `/vpsbot pending`; check there before trying again."
         )
     if isinstance(error, ConflictingRestore):
         return error_message(_conflict_text(error))

@@ -638,6 +638,10 @@ class DeliveryRepository:
             return False
         return True
 
+    async def seen(self, key: str) -> bool:
+        """Whether `key` was recorded (acted on) before."""
+        return await self._session.get(SlackDelivery, key) is not None
+
     async def forget_before(self, moment: datetime) -> int:
         result = await self._session.execute(
             delete(SlackDelivery).where(SlackDelivery.created_at < moment)

@@ -181,5 +181,7 @@ async def test_a_database_that_cannot_be_read_says_so_instead_of_old_figures(
     assert value(samples, "vpsbot_database_up") == 0
     assert math.isnan(value(samples, "vpsbot_outbox_backlog"))
     assert math.isnan(value(samples, "vpsbot_operations_in_flight"))
-    assert not [name for name, _ in samples if name == "vpsbot_requests"]
+    by_status = [found for (name, _), found in samples.items() if name == "vpsbot_requests"]
+    assert by_status
+    assert all(math.isnan(found) for found in by_status)  # no old figures
     assert "vpsbot_vpsorg_request_duration_seconds_count" in {name for name, _ in samples}
