@@ -80,7 +80,8 @@ async def served(
     slack.record = False
     vps_port = free_port()
     simulator = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-        [*PEER, sys.executable, "-m", "bot", "simulator", "--port", str(vps_port), "--token", TOKEN],
+        [*PEER, sys.executable, "-m", "bot", "simulator", "--port", str(vps_port),
+         "--token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     vps_url = f"http://127.0.0.1:{vps_port}"

@@ -36,6 +36,12 @@ def slow_lists(seconds: float, times: int | None) -> Fault:
     return Fault("GET", SNAPSHOTS, kind="hang", delay=seconds, times=times)
 
 
+def work_processes(parent: int) -> list[int]:
+    """The work processes `parent` has now (its children running `bot work`)."""
+    children = Path(f"/proc/{parent}/task/{parent}/children").read_text().split()
+    return [int(p) for p in children if b"work" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
 @dataclass
 class Served:
     process: asyncio.subprocess.Process
@@ -60,10 +66,7 @@ class Served:
         )
 
     def work_pids(self) -> list[int]:
-        """The work processes `serve` has now (its children running `bot work`)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids = [int(pid) for pid in children.read_text().split()]
-        return [pid for pid in pids if b"work" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        return work_processes(self.process.pid)
 
     def commands(self) -> list[dict[str, object]]:
         with sqlite3.connect(self.database) as db:

@@ -29,6 +29,7 @@ from tests.conftest import ALICE, BOB, BOT_TOKEN, CHANNEL, VPS_TOKEN, fixture, m
 from tests.fakes.slack import SlackCall, SlackStandIn
 from tests.fakes.socket_mode import Envelope, SocketModeServer
 from tests.test_cli import ATTEMPTS, ROOT, _free_port, address_in_use
+from tests.test_work_process import work_processes
 
 APP_TOKEN = "xapp-1-A0000TEST-socket-mode-test-token"
 
@@ -122,6 +123,19 @@ async def peers(
 
 @pytest.fixture
 async def socket_stack(tmp_path: Path, health_urls: list[str]) -> AsyncIterator[SocketStack]:
+    async with socket_mode_served(tmp_path, health_urls) as stack:
+        yield stack
+
+
+@asynccontextmanager
+async def socket_mode_served(
+    tmp_path: Path,
+    health_urls: list[str],
+    environ: pytest.MonkeyPatch | None = None,
+    **more: Any,
+) -> AsyncIterator[SocketStack]:
+    """With `environ`, what a work process needs is in the environment too (it reads its
+    settings from there)."""
     async with peers() as (sim, slack, socket, vps_url):
         settings = make_settings(
             slack_signing_secret=None,  # Socket Mode needs no signing secret
@@ -130,7 +144,14 @@ async def socket_stack(tmp_path: Path, health_urls: list[str]) -> AsyncIterator[
             vps_api_url=vps_url,
             database_url=f"sqlite:///{tmp_path / 'socket.db'}",
             vpsbot_poll_interval=0.2,
+            **more,
         )
+        if environ is not None:
+            for name, value in {
+                "SLACK_BOT_TOKEN": BOT_TOKEN, "VPS_API_TOKEN": VPS_TOKEN, "VPS_API_URL": vps_url,
+                "SLACK_API_URL": f"{slack.base_url}/api/", "DATABASE_URL": settings.database_url,
+            }.items():  # fmt: skip
+                environ.setenv(name, value)
         stopping = asyncio.Event()
         running = asyncio.create_task(run_socket_mode(settings, stopping, host="127.0.0.1"))
         try:
@@ -149,6 +170,21 @@ async def socket_stack(tmp_path: Path, health_urls: list[str]) -> AsyncIterator[
 
 def text_of(call: SlackCall) -> str:
     return json.dumps(call.data.get("blocks", []), ensure_ascii=False) + str(call.data.get("text"))
+
+
+async def test_socket_mode_hands_its_work_to_a_work_process(
+    tmp_path: Path, health_urls: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """VPSBOT_WORK_PROCESS (the product's default): the envelope is acked here and the command
+    carried out by `python -m bot work`, which reads its settings from the environment."""
+    async with socket_mode_served(
+        tmp_path, health_urls, monkeypatch, vpsbot_work_process=True
+    ) as stack:
+        assert len(work_processes(os.getpid())) == 1
+        envelope, key = await stack.command("list 12345")
+        await stack.socket.acked(envelope, wait=3.0)
+        reply = await stack.reply(key, wait=30)
+        assert "pre-migration-snapshot" in text_of(reply)
 
 
 async def test_a_slash_command_over_the_socket_is_acked_and_answered(
