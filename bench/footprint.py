@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.harness import load, rss_mib, served, settle
+from bench.harness import instance_rss_mib, load, served, settle
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -63,7 +63,7 @@ def measure_start(runs: int = 5) -> tuple[list[float], float]:
                         time.sleep(0.01)
                 times.append(time.monotonic() - started)
                 time.sleep(2)
-                idle = rss_mib(process.pid)
+                idle = instance_rss_mib(process.pid)
             finally:
                 process.terminate()
                 process.wait(timeout=10)
@@ -71,20 +71,20 @@ def measure_start(runs: int = 5) -> tuple[list[float], float]:
 
 
 async def memory_under_commands(total: int = 10_000, step: int = 2_500) -> list[tuple[int, float]]:
-    """RSS of a serve process idle, then after every `step` commands (200 people waiting for
-    their answers), up to `total`."""
+    """RSS of a serve process and its work process idle, then after every `step` commands
+    (200 people waiting for their answers), up to `total`."""
     points: list[tuple[int, float]] = []
     with tempfile.TemporaryDirectory() as tmp:
         async with served(f"sqlite:///{tmp}/mem.db") as env:
             pid = env.processes[0].pid
             await asyncio.sleep(1)
-            points.append((0, rss_mib(pid)))
+            points.append((0, instance_rss_mib(pid)))
             sent = 0
             while sent < total:
                 result = await load(env.urls, env.slack, 200, total=step, replies=env.replies)
                 sent += result.sent
                 await settle(env.database, sent)
-                points.append((sent, rss_mib(pid)))
+                points.append((sent, instance_rss_mib(pid)))
     return points
 
 
@@ -95,7 +95,7 @@ def main() -> None:
         f"serve -> first 200 on /healthz: median {ordered[len(ordered) // 2]:.2f} s "
         f"(min {ordered[0]:.2f}, max {ordered[-1]:.2f}, {len(times)} runs, SQLite, fresh database)"
     )
-    print(f"resident memory of an idle serve process: {idle:.1f} MiB")
+    print(f"resident memory of an idle serve process and its work process: {idle:.1f} MiB")
     points = asyncio.run(memory_under_commands())
     print(
         "resident memory under load (200 people, /snapshot list): "

@@ -200,6 +200,13 @@ def approve_body(slack: SlackStandIn, number: int, request_id: int) -> str:
     return "payload=" + quote(json.dumps(payload))
 
 
+def instance_rss_mib(pid: int) -> float:
+    """Resident memory of a `serve` process and its children (its work process): the
+    instance's memory, whatever runs where."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return rss_mib(pid) + sum(rss_mib(int(child)) for child in children)
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -175,7 +175,8 @@ def build(
         finally:
             await bot.stop()
 
-    web = web_app(http_endpoint(slack), database.ping, lifespan, gauges_of(services))
+    working = (lambda: handoff.running) if handoff is not None else None
+    web = web_app(http_endpoint(slack), database.ping, lifespan, gauges_of(services), working)
     shared = SharedSession(client, slack.client)
     bot = Bot(
         settings, database, vps, services, slack, web, worker, shared,
@@ -258,7 +259,13 @@ async def run_socket_mode(
         try:
             await bot.start()
             async with serving(
-                web_app(None, bot.database.ping, refresh=gauges_of(bot.services)), sock=sock
+                web_app(
+                    None,
+                    bot.database.ping,
+                    refresh=gauges_of(bot.services),
+                    working=(lambda: handoff.running) if (handoff := bot.handoff) else None,
+                ),
+                sock=sock,
             ):
                 if await _until_stopped(link.open(), stopping):
                     return  # told to stop before the connection was open

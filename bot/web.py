@@ -94,8 +94,10 @@ def web_app(
     database_ok: Callable[[], Awaitable[bool]],
     lifespan: Callable[[Starlette], AbstractAsyncContextManager[None]] | None = None,
     refresh: metrics.Refresh | None = None,
+    working: Callable[[], bool] | None = None,
 ) -> Starlette:
-    """`GET /healthz`, `GET /metrics` (Prometheus; `refresh` sets the database gauges first),
+    """`GET /healthz` (`working`: whether the work process is up, when there is one),
+    `GET /metrics` (Prometheus; `refresh` sets the database gauges first),
     and `POST /slack/events` unless Slack reaches the bot by Socket Mode."""
 
     async def scrape(request: Request) -> Response:
@@ -103,9 +105,16 @@ def web_app(
         return Response(body, media_type=content_type)
 
     async def healthz(request: Request) -> Response:
-        if await database_ok():
-            return JSONResponse({"status": "ok", "database": "ok"})
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+        """200 while the database answers and, with a work process (`working`), it is up: a
+        front whose work process cannot be started again would ack and do nothing."""
+        database = await database_ok()
+        answer: dict[str, str] = {"database": "ok" if database else "unreachable"}
+        up = working is None or working()
+        if working is not None:
+            answer["work_process"] = "ok" if up else "down"
+        if database and up:
+            return JSONResponse({"status": "ok"} | answer)
+        return JSONResponse({"status": "unavailable"} | answer, status_code=503)
 
     routes = [
         Route("/healthz", healthz, methods=["GET"]),
