@@ -109,12 +109,12 @@ def worker(settings: Settings) -> None:
     asyncio.run(run())
 
 
-def work(settings: Settings, fd: int) -> None:
+def work(settings: Settings, fd: int, front: int) -> None:
     """The work process of `serve` or `socket` (started by them, never by hand): the work after
     each ack, handed over on the socket `fd`, and the tracker and outbox sender."""
     from bot.bootstrap import run_work_process
 
-    asyncio.run(run_work_process(settings, fd))
+    asyncio.run(run_work_process(settings, fd, front))
 
 
 def demo(settings: Settings, database_url: str | None) -> None:
@@ -250,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("worker", help="only follow operations and deliver messages")
     handed = commands.add_parser("work", help="(started by serve and socket) their work process")
     handed.add_argument("--fd", type=int, required=True, help="the socket requests arrive on")
+    handed.add_argument("--front", type=int, required=True, help="the pid of the front")
     commands.add_parser(
         "check", help="check the configuration, database, Slack and VPS.org, then exit"
     )
@@ -302,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "worker":
             worker(_settings("worker"))
         elif args.command == "work":
-            work(_settings("worker"), args.fd)
+            work(_settings("worker"), args.fd, args.front)
     except ConfigError as error:
         print(f"vpsbot: configuration error: {error}", file=sys.stderr)
         return error.exit_code

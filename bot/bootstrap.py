@@ -220,11 +220,11 @@ async def checked(
     return bot
 
 
-async def run_work_process(settings: Settings, fd: int) -> None:
+async def run_work_process(settings: Settings, fd: int, front: int) -> None:
     """`python -m bot work --fd N`, started by `serve` or `socket`: the work after each ack,
     handed over on the socket `fd`, and the tracker and the outbox sender. It ends when the
     front says so (after its last ack) or goes away, once that work has finished."""
-    _die_with_front()
+    _die_with_front(front)
     os.nice(WORK_NICENESS)  # when the machine is busy, the front's acks come first
     bot = build(settings)
     bot.schema_ready = True  # the front checked and upgraded the schema before starting it
@@ -237,6 +237,7 @@ async def run_work_process(settings: Settings, fd: int) -> None:
             inflight_of(bot.slack).start,
             bot.stop,
             handed_again(bot.services),
+            bot.services.commands.finished,
         )
     finally:
         await bot.stop()
@@ -304,7 +305,7 @@ async def run_worker_process(
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def _die_with_front() -> None:
+def _die_with_front(front: int) -> None:
     """On Linux, this process is killed when its front dies (prctl PR_SET_PDEATHSIG), as the
     processes of a container die together: a front killed outright never leaves its work
     process acting alone. (A front that stops in good order drains it first.)"""
@@ -314,7 +315,8 @@ def _die_with_front() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         log.warning("could not tie the work process's life to its front's")
-    if os.getppid() == 1:  # the front died before that: nothing to work for
+    if os.getppid() != front:  # the front died before that: nothing to work for (its pid, not 1:
+        # in a container the front is pid 1)
         os._exit(1)
 
 

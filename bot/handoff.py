@@ -36,6 +36,7 @@ MOST_PAUSE = 30.0
 MOST_TRIES = 3  # the oldest request when this many work processes stopped is not handed again
 HAND_EVERY = 0.005  # seconds: requests acked meanwhile are written to the work process at once
 DONE_EVERY = 0.05  # seconds: the work process says which requests ended, in one line
+MOST_IN_HAND = 10_000  # requests the front keeps for its work process before it refuses more
 STOP_WAIT = 45.0  # seconds for the work process to finish its drain (20 s) and hand leases back
 
 
@@ -60,6 +61,7 @@ class WorkProcess:
         self._supervisor: asyncio.Task[None] | None = None
         self._reading: asyncio.Task[None] | None = None
         self._stopping = False
+        self._draining = False
         self.restarts = 0
 
     @property
@@ -82,6 +84,12 @@ class WorkProcess:
         if not await self._spawn():
             raise StartupError("the work process (python -m bot work) could not start")
         self._supervisor = asyncio.create_task(self._supervise(), name="vpsbot-work-process")
+
+    @property
+    def accepting(self) -> bool:
+        """False while MOST_IN_HAND requests wait for the work process (it is down, or far
+        behind): the front then answers 503 rather than take more it cannot keep."""
+        return len(self._pending) < MOST_IN_HAND
 
     def hand(self, name: str, body: dict[str, Any], arrival: Arrival) -> None:
         """Give the work process one acknowledged request (kept until it says it is done)."""
@@ -107,6 +115,16 @@ class WorkProcess:
         """After the last ack: the work process finishes what it was given, then exits (it is
         killed after `wait` seconds)."""
         self._stopping = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + READY_WAIT + RESTART_PAUSE
+        supervisor = self._supervisor
+        while self._pending and self._writer is None and loop.time() < deadline:
+            # the work process is being replaced: the new one takes what was acked, then drains
+            if supervisor is None or supervisor.done():
+                break
+            await asyncio.sleep(0.05)
+        self._draining = True  # no other work process is started after this
+        self._send()  # what was handed in the last few ms goes before the drain
         process, writer = self._process, self._writer
         if process is None:
             return
@@ -130,7 +148,12 @@ class WorkProcess:
         ours, theirs = socket.socketpair()
         try:
             process = await asyncio.create_subprocess_exec(
-                *self._argv, "--fd", str(theirs.fileno()), pass_fds=(theirs.fileno(),)
+                *self._argv,
+                "--fd",
+                str(theirs.fileno()),
+                "--front",
+                str(os.getpid()),
+                pass_fds=(theirs.fileno(),),
             )
         finally:
             theirs.close()
@@ -183,7 +206,7 @@ class WorkProcess:
             if self._writer is not None:
                 self._writer.close()
                 self._writer = None
-            if self._stopping:
+            if self._draining or (self._stopping and not self._pending):
                 return
             self.restarts += 1
             for seq in self._pending:
@@ -201,12 +224,21 @@ class WorkProcess:
                 code,
                 self.in_hand,
             )
-            pause = RESTART_PAUSE
-            while not self._stopping:
+            if not await self._restart() or self._stopping:
+                return
+
+    async def _restart(self) -> bool:
+        """Start another work process (backoff 1 s to 30 s; at once when stopping, so that it
+        finishes what was acked): True once one is up, False if stopping gave up on it."""
+        pause = RESTART_PAUSE
+        while True:
+            if not self._stopping:
                 await asyncio.sleep(pause)
-                if self._stopping or await self._spawn():
-                    break
-                pause = min(pause * 2, MOST_PAUSE)
+            if await self._spawn():
+                return True
+            if self._stopping:
+                return False
+            pause = min(pause * 2, MOST_PAUSE)
 
 
 async def serve_handed(
@@ -216,10 +248,12 @@ async def serve_handed(
     start: Callable[[Coroutine[Any, Any, None]], None],
     finish: Callable[[], Awaitable[None]],
     again: Again,
+    ended_work: Callable[[str], Awaitable[None]],
 ) -> None:
     """The work process's side: say ready, then start `works[name]` (with the Web API
     `client`) for every request handed over (through `again` for one handed again, after a
-    work process stopped with it), writing `{"done": seq}` as each ends. When told to
+    work process stopped with it), recording with `ended_work(key)` that each ended and then
+    writing `{"done": [seq…]}` (every 50 ms). When told to
     drain, or when the front has gone (the end of its stream), `finish` lets what was started
     end before the stream is closed. SIGINT and SIGTERM are left to the front, which drains
     this process after its last ack."""
@@ -241,11 +275,18 @@ async def serve_handed(
         if len(ended) == 1:
             loop.call_later(DONE_EVERY, say_done)
 
-    async def then_done(work: Coroutine[Any, Any, None], seq: int) -> None:
+    async def then_done(work: Coroutine[Any, Any, None], seq: int, key: str) -> None:
+        """Run `work`; once it has ended (not cancelled at shutdown: that one is not done),
+        record that it ended (a later hand-over of it does nothing), then say so."""
         try:
             await work
-        finally:
-            done(seq)
+        except Exception:
+            log.exception("work for request %d failed", seq)
+        try:
+            await ended_work(key)
+        except Exception as error:
+            log.warning("could not record that request %d ended (%s)", seq, type(error).__name__)
+        done(seq)
 
     try:
         while line := await reader.readline():
@@ -266,7 +307,7 @@ async def serve_handed(
                 continue
             handed = again if message.get("again") else None
             run = handed(work, body, client, arrival) if handed else work(body, client, arrival)
-            start(then_done(run, seq))
+            start(then_done(run, seq, arrival.key))
     finally:
         try:
             await finish()

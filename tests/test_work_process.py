@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import sys
@@ -96,11 +97,11 @@ async def until(condition: object, what: str, seconds: float = 60) -> None:
 
 
 @asynccontextmanager
-async def serving_bot(tmp_path: Path) -> AsyncIterator[Served]:
+async def serving_bot(tmp_path: Path, *prefix: str) -> AsyncIterator[Served]:
     async with peers() as (sim, slack, slack_url, vps_url):
         env = environment(tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url)
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+            *prefix, sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         port = int(env["PORT"])
@@ -222,3 +223,17 @@ async def test_the_work_process_can_be_turned_off(tmp_path: Path, setting: str) 
         finally:
             process.terminate()
             await asyncio.wait_for(process.wait(), 60)
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare (util-linux)")
+async def test_serve_starts_as_pid_1_as_in_its_container(tmp_path: Path) -> None:
+    """The Dockerfile runs serve as PID 1: its work process's parent is then pid 1 from the
+    start, which must not read as "my front died" (found by the review)."""
+    probe = await asyncio.create_subprocess_exec("unshare", "--pid", "--fork", "true")
+    if await probe.wait() != 0:
+        pytest.skip("this machine does not allow a PID namespace")
+    async with serving_bot(tmp_path, "unshare", "--pid", "--fork", "--kill-child") as bot:
+        assert (await bot.command("p1")).status_code == 200
+        await until(lambda: bot.answers("p1"), "the answer")
+        bot.process.kill()  # unshare: its --kill-child takes the namespace down with it
+        await bot.process.wait()

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Literal
 
 from bot import metrics
 from bot.domain.errors import Busy, Interrupted, NotAllowed, UsageError, VpsApiError
@@ -16,6 +17,8 @@ log = logging.getLogger(__name__)
 MAX_RECORDED_TEXT = 1000
 # Slack's signatures are valid for 5 minutes; remembering twice that covers clock skew.
 REPLAY_MEMORY = timedelta(minutes=10)
+ENDED = "f:"  # before a request's identity: its work ended (see CommandLog.finished)
+Progress = Literal["new", "begun", "ended"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,11 +101,20 @@ class CommandLog:
             await uow.commit()
         return False
 
-    async def delivered(self, key: str) -> bool:
-        """Whether a Slack request with this identity was acted on (its first delivery
-        recorded), without recording anything."""
+    async def finished(self, key: str) -> None:
+        """Record that the work for the Slack request `key` ended (a second identity, ENDED +
+        key, in the same table, forgotten with it)."""
         async with self._uow() as uow:
-            return await uow.deliveries.seen(key)
+            await uow.deliveries.first_time(ENDED + key, at=self._clock())
+            await uow.commit()
+
+    async def progress(self, key: str) -> Progress:
+        """How far the work for the Slack request `key` went: "new" (never acted on), "begun"
+        (its first delivery recorded) or "ended" (`finished`). Records nothing."""
+        async with self._uow() as uow:
+            if await uow.deliveries.seen(ENDED + key):
+                return "ended"
+            return "begun" if await uow.deliveries.seen(key) else "new"
 
     async def forget_deliveries(self) -> int:
         """Identities older than REPLAY_MEMORY: Slack refuses a signature that old anyway."""

@@ -322,6 +322,8 @@ class HereAndNow:
     def __init__(self, works: dict[str, Work], inflight: InFlight, client: AsyncWebClient) -> None:
         self._works, self._inflight, self._client = works, inflight, client
 
+    accepting = True  # InFlight answers "busy" past its backlog
+
     def hand(self, name: str, body: dict[str, Any], arrival: Arrival) -> None:
         self._inflight.start(self._works[name](body, self._client, arrival))
 
@@ -595,5 +597,8 @@ async def _hand_over(parts: Parts, handoff: Handoff, raw: str, content_type: str
     if name is None:
         log.warning("no listener for this Slack request (%s)", _printable(_what(body)))
         return PlainTextResponse("", 404)
+    if not handoff.accepting:  # Slack tells the person it failed: nothing was taken on
+        log.error("refused a Slack request: the work process has too many waiting")
+        return PlainTextResponse("vpsbot is overloaded", 503)
     handoff.hand(name, body, Arrival(raw_identity(raw), parts.gate.services.life.clock()))
     return PlainTextResponse("", 200)

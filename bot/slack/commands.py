@@ -45,7 +45,7 @@ from bot.services import (
     views,
 )
 from bot.services.access import check_channel, check_operator
-from bot.services.commands import Invocation
+from bot.services.commands import REPLAY_MEMORY, Invocation
 from bot.services.operations import Actor
 from bot.slack import blocks
 from bot.slack.errors import describe
@@ -189,6 +189,11 @@ class Handoff(Protocol):
     """Where acknowledged work goes when it does not run in the process that acked it: the
     listener's name, the request's payload and its arrival, to be run by `works[name]`."""
 
+    @property
+    def accepting(self) -> bool:
+        """False when it cannot keep more (the work process down or far behind)."""
+        ...
+
     def hand(self, name: str, body: dict[str, Any], arrival: Arrival) -> None: ...
 
 
@@ -218,33 +223,41 @@ Again = Callable[[Work, dict[str, Any], Any, Arrival], Coroutine[Any, Any, None]
 
 def handed_again(services: Services) -> Again:
     """The work of a request handed to a new work process because the one before stopped
-    before it had finished: done as usual unless it had begun there (its first delivery is
-    recorded). Then it is not done a second time: the person is told so (through the
-    response_url, which every command and button click carries), and a slash command gets its
-    one `command` audit row, outcome `interrupted`."""
+    before it said the request had ended. New there (no first delivery recorded): done as
+    usual. Ended (its end recorded, `CommandLog.finished`, only the "done" was lost): nothing
+    more. Begun and not ended, or older than the replay memory: not done a second time; the
+    person is told so (through the response_url, which every command and button click
+    carries), and a slash command gets its one `command` audit row, outcome `interrupted`."""
 
     async def again(work: Work, body: dict[str, Any], client: Any, arrival: Arrival) -> None:
-        if not await services.commands.delivered(arrival.key):
-            await work(body, client, arrival)
-            return
         user, channel = body.get("user"), body.get("channel")
         user_id = str(body.get("user_id") or (user.get("id") if isinstance(user, dict) else ""))
         channel_id = str(
             body.get("channel_id") or (channel.get("id") if isinstance(channel, dict) else "")
         )
         reply = Reply(body.get("response_url"), client, channel_id, user_id)
-        error = Interrupted("stopped part-way; not done again")
-        log.warning("a request begun by a work process that stopped was not done again")
-        if "command" not in body:
-            await reply.send(describe(error))
-            return
-        text = str(body.get("text", ""))
-        invocation = Invocation(user_id, channel_id, str(body["command"]), text)
         try:
-            async with services.commands.recording(invocation):
-                raise error
-        except Interrupted:
-            await reply.send(describe(error))
+            stale = services.life.clock() - arrival.at > REPLAY_MEMORY
+            progress = "begun" if stale else await services.commands.progress(arrival.key)
+            if progress == "new":
+                await work(body, client, arrival)
+                return
+            if progress == "ended":
+                return
+            log.warning("a request begun by a work process that stopped was not done again")
+            error = Interrupted("stopped part-way; not done again")
+            if "command" not in body:
+                await reply.send(describe(error))
+                return
+            text = str(body.get("text", ""))
+            invocation = Invocation(user_id, channel_id, str(body["command"]), text)
+            try:
+                async with services.commands.recording(invocation):
+                    raise error
+            except Interrupted:
+                await reply.send(describe(error))
+        except Exception as error:  # the database, say: the person hears something went wrong
+            await reply.fail(error, services)
 
     return again
 
@@ -288,7 +301,7 @@ def _listener(name: str, execute: Execute, services: Services, inflight: InFligh
         # a "busy" answer must not queue behind the work it was refused for
         async with inflight.hold(lane="work" if admitted else "busy"):
             try:
-                if admitted and not await services.commands.first_delivery(
+                if not await services.commands.first_delivery(  # a "busy" answer is one too
                     arrival.key, invocation.user_id, invocation.channel_id, invocation.command
                 ):
                     return  # a retry or a replay: the first delivery is answered, not this one

@@ -55,6 +55,11 @@ async def test_the_work_process_runs_what_it_is_handed_and_says_what_ended() -> 
     async def finish() -> None:
         finished.set()
 
+    ended_keys: list[str] = []
+
+    async def ended_work(key: str) -> None:
+        ended_keys.append(key)
+
     tasks: set[asyncio.Task[None]] = set()
     ours, theirs = socket.socketpair()
     reader, writer = await asyncio.open_connection(sock=ours)
@@ -67,6 +72,7 @@ async def test_the_work_process_runs_what_it_is_handed_and_says_what_ended() -> 
             lambda c: tasks.add(asyncio.create_task(c)),
             finish,
             again,
+            ended_work,
         )
     )
     try:
@@ -86,6 +92,7 @@ async def test_the_work_process_runs_what_it_is_handed_and_says_what_ended() -> 
             ("again", {"v": 3}, "the-client", Arrival("b:3", AT)),
             ("approve", {"v": 4}, "the-client", Arrival("b:4", AT)),
         ]
+        assert ended_keys == ["b:1", "b:3", "b:4"]  # recorded as ended before "done"
         front.send(drain=True)
         await asyncio.wait_for(serving, 10)
         assert finished.is_set()
@@ -107,7 +114,7 @@ for line in sock.makefile("rb"):
     notes.write(line.decode()); notes.flush()
     if message.get("drain"):
         sys.exit(0)
-    if message["body"].get("die"):
+    if message["body"].get("die") or (message["body"].get("die_once") and "again" not in message):
         os._exit(3)
     sock.sendall(json.dumps({"done": [message["seq"]]}).encode() + b"\\n")
 """
@@ -166,3 +173,45 @@ async def test_a_work_process_that_cannot_start_stops_the_front_from_starting(
 
     with pytest.raises(StartupError, match="work process"):
         await WorkProcess([sys.executable, "-c", "raise SystemExit(2)"]).start()
+
+
+async def test_a_request_handed_just_before_stopping_goes_before_the_drain(
+    quick_restarts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The last ack, handed within the 5 ms its line waits for company, is written before
+    {"drain": true}, so the work process runs it (found by the review)."""
+    monkeypatch.setattr(handoff, "HAND_EVERY", 0.005)
+    front = WorkProcess([sys.executable, "-c", CHILD])
+    await front.start()
+    front.hand("w", {"n": 1}, Arrival("b:1", AT))
+    await front.stop(wait=10)
+    assert [m.get("seq", "drain") for m in notes(quick_restarts)] == [1, "drain"]
+    assert front.in_hand == 0
+
+
+async def test_stopping_while_a_work_process_is_replaced_lets_the_new_one_finish(
+    quick_restarts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGTERM during the restart pause: another work process is started at once, given what
+    was acked, and drained (found by the review: they were dropped)."""
+    monkeypatch.setattr(handoff, "RESTART_PAUSE", 5.0)
+    front = WorkProcess([sys.executable, "-c", CHILD])
+    await front.start()
+    front.hand("w", {"die_once": True}, Arrival("b:1", AT))  # the work process dies on it
+    front.hand("w", {"n": 2}, Arrival("b:2", AT))  # acked, never begun
+    await until(lambda: front.restarts == 1, "the first death")
+    await front.stop(wait=10)  # within the 5 s pause
+    handed = [(m.get("seq", "drain"), m.get("again", 0)) for m in notes(quick_restarts)]
+    assert handed == [(1, 0), (1, 1), (2, 1), ("drain", 0)]  # both handed again, then drained
+    assert front.in_hand == 0
+
+
+async def test_the_front_keeps_at_most_so_many_requests_for_its_work_process(
+    quick_restarts: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(handoff, "MOST_IN_HAND", 3)
+    front = WorkProcess([sys.executable, "-c", "import time; time.sleep(60)"])
+    front._pending = {n: b"" for n in range(3)}  # three waiting: a work process that is behind
+    assert front.accepting is False
+    front._pending.pop(0)
+    assert front.accepting is True
