@@ -67,20 +67,28 @@ class Replies:
 
 @asynccontextmanager
 async def served(
-    database_url: str, instances: int = 1, *, bare: bool = False, slack_apart: bool = False
+    database_url: str,
+    instances: int = 1,
+    *,
+    bare: bool = False,
+    slack_apart: bool = False,
+    env_extra: dict[str, str] | None = None,
 ) -> AsyncIterator[Served]:
     """The bot as `instances` real `python -m bot serve` processes (each with its own core and
     event loop, as deployed), or with `bare` the bare bolt app of `bench.bare` in their place;
-    the simulator runs in a process of its own, and the fake Slack here, on loopback (with
-    `slack_apart`, in a process of its own too, so that answering the bot costs the measuring
-    process nothing; its calls are then neither recorded nor seen by `replies`)."""
+    the simulator runs in a process of its own, and the fake Slack here, on loopback. With
+    `slack_apart` (for the acks, where the peers' answers are not what is measured), the fake
+    Slack runs in a process of its own too, so that answering the bot costs the measuring
+    process nothing (its calls are then neither recorded nor seen by `replies`), and both
+    peers run at the lowest CPU priority, standing for services on other machines."""
     sim = Simulator(token=TOKEN)
     replies = Replies()
     slack = SlackStandIn(on_call=replies.seen)
     slack.record = False
     vps_port = free_port()
     simulator = subprocess.Popen(  # noqa: ASYNC220 - started once, before measuring
-        [*PEER, sys.executable, "-m", "bot", "simulator", "--port", str(vps_port),
+        [*(PEER if slack_apart else ()), sys.executable, "-m", "bot", "simulator",
+         "--port", str(vps_port),
          "--token", TOKEN],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
@@ -105,7 +113,7 @@ async def served(
             "SLACK_BOT_TOKEN": "xoxb-bench", "SLACK_SIGNING_SECRET": SECRET,
             "SLACK_API_URL": f"{slack.base_url}/api/", "DATABASE_URL": database_url,
             "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        } | (env_extra or {})  # fmt: skip
         processes, urls = [], []
         for _ in range(instances):
             port = free_port()

@@ -38,6 +38,7 @@ from bot.slack import (
 )
 from bot.slack.commands import handed_again
 from bot.slack.directory import SlackDirectory
+from bot.slack.inflight import InFlight
 from bot.slack.notifier import SlackNotifier
 from bot.slack.socket_mode import SocketModeLink
 from bot.storage.database import Database
@@ -112,6 +113,7 @@ def build(
     run_worker: bool = True,
     owner: str | None = None,
     handoff: WorkProcess | None = None,
+    turns: int = InFlight.TURNS,
 ) -> Bot:
     """The bot, every collaborator built from `settings` unless given. With `handoff`, the
     work after each ack goes to that work process, which also follows operations and delivers
@@ -163,6 +165,7 @@ def build(
         signing_secret=reveal(settings.slack_signing_secret),
         api_url=settings.slack_api_url,
         handoff=handoff,
+        turns=turns,
     )
     bot: Bot
 
@@ -226,7 +229,7 @@ async def run_work_process(settings: Settings, fd: int, front: int) -> None:
     front says so (after its last ack) or goes away, once that work has finished."""
     _die_with_front(front)
     os.nice(WORK_NICENESS)  # when the machine is busy, the front's acks come first
-    bot = build(settings)
+    bot = build(settings, turns=InFlight.WORK_PROCESS_TURNS)
     bot.schema_ready = True  # the front checked and upgraded the schema before starting it
     try:
         await bot.start(front=False)

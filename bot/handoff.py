@@ -248,12 +248,12 @@ async def serve_handed(
     start: Callable[[Coroutine[Any, Any, None]], None],
     finish: Callable[[], Awaitable[None]],
     again: Again,
-    ended_work: Callable[[str], Awaitable[None]],
+    ended_work: Callable[[list[str]], Awaitable[None]],
 ) -> None:
     """The work process's side: say ready, then start `works[name]` (with the Web API
     `client`) for every request handed over (through `again` for one handed again, after a
-    work process stopped with it), recording with `ended_work(key)` that each ended and then
-    writing `{"done": [seq…]}` (every 50 ms). When told to
+    work process stopped with it), recording with `ended_work(keys)` that they ended and then
+    writing `{"done": [seq…]}` (together, every 50 ms). When told to
     drain, or when the front has gone (the end of its stream), `finish` lets what was started
     end before the stream is closed. SIGINT and SIGTERM are left to the front, which drains
     this process after its last ack."""
@@ -263,30 +263,43 @@ async def serve_handed(
     reader, writer = await asyncio.open_connection(sock=socket.socket(fileno=fd), limit=LINE_LIMIT)
     writer.write(b'{"ready":true,"pid":%d}\n' % os.getpid())
 
-    ended: list[int] = []
+    ended: list[tuple[int, str | None]] = []  # (seq, the identity to record as ended)
+    reporting: set[asyncio.Task[None]] = set()
 
-    def say_done() -> None:
-        if ended and not writer.is_closing():
-            writer.write(json.dumps({"done": ended}).encode() + b"\n")
+    async def say_done() -> None:
+        """Record the batch as ended (one transaction), then tell the front: a request the
+        front forgets is one a new work process would leave alone."""
+        batch = list(ended)
         ended.clear()
+        keys = [key for _, key in batch if key is not None]
+        try:
+            if keys:
+                await ended_work(keys)
+        except Exception as error:
+            log.warning(
+                "could not record that %d requests ended (%s)", len(keys), type(error).__name__
+            )
+        if batch and not writer.is_closing():
+            writer.write(json.dumps({"done": [seq for seq, _ in batch]}).encode() + b"\n")
 
-    def done(seq: int) -> None:
-        ended.append(seq)
+    def report() -> None:
+        task = loop.create_task(say_done())
+        reporting.add(task)
+        task.add_done_callback(reporting.discard)
+
+    def done(seq: int, key: str | None = None) -> None:
+        ended.append((seq, key))
         if len(ended) == 1:
-            loop.call_later(DONE_EVERY, say_done)
+            loop.call_later(DONE_EVERY, report)
 
     async def then_done(work: Coroutine[Any, Any, None], seq: int, key: str) -> None:
         """Run `work`; once it has ended (not cancelled at shutdown: that one is not done),
-        record that it ended (a later hand-over of it does nothing), then say so."""
+        it is recorded as ended and the front told, with the others of the next 50 ms."""
         try:
             await work
         except Exception:
             log.exception("work for request %d failed", seq)
-        try:
-            await ended_work(key)
-        except Exception as error:
-            log.warning("could not record that request %d ended (%s)", seq, type(error).__name__)
-        done(seq)
+        done(seq, key)
 
     try:
         while line := await reader.readline():
@@ -312,7 +325,9 @@ async def serve_handed(
         try:
             await finish()
         finally:
-            say_done()
+            if reporting:
+                await asyncio.wait(set(reporting))
+            await say_done()
             with contextlib.suppress(OSError):
                 await writer.drain()
             writer.close()

@@ -9,6 +9,7 @@ finishes what was acked; `/metrics` counts the work process's commands."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -102,6 +103,7 @@ async def serving_bot(tmp_path: Path, *prefix: str) -> AsyncIterator[Served]:
         env = environment(tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url)
         process = await asyncio.create_subprocess_exec(
             *prefix, sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
+            start_new_session=bool(prefix),  # a wrapper's whole group is stopped at the end
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         port = int(env["PORT"])
@@ -122,7 +124,10 @@ async def serving_bot(tmp_path: Path, *prefix: str) -> AsyncIterator[Served]:
                 assert process.returncode is None, "serve stopped at start"
                 yield served
             finally:
-                if process.returncode is None:
+                if prefix:  # unshare and everything in its namespace
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(process.pid, signal.SIGKILL)
+                elif process.returncode is None:
                     process.terminate()
                 sim.release_hangs()
                 await asyncio.wait_for(process.wait(), 60)
@@ -232,8 +237,14 @@ async def test_serve_starts_as_pid_1_as_in_its_container(tmp_path: Path) -> None
     probe = await asyncio.create_subprocess_exec("unshare", "--pid", "--fork", "true")
     if await probe.wait() != 0:
         pytest.skip("this machine does not allow a PID namespace")
-    async with serving_bot(tmp_path, "unshare", "--pid", "--fork", "--kill-child") as bot:
+    async with serving_bot(tmp_path, "unshare", "--pid", "--fork") as bot:
         assert (await bot.command("p1")).status_code == 200
         await until(lambda: bot.answers("p1"), "the answer")
-        bot.process.kill()  # unshare: its --kill-child takes the namespace down with it
-        await bot.process.wait()
+        [front] = children(bot.process.pid)  # serve: pid 1 in its namespace
+        workers = work_processes(front)
+        assert len(workers) == 1
+    await until(lambda: gone(front) and all(gone(w) for w in workers), "the namespace stopped")
+
+
+def children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]

@@ -101,11 +101,12 @@ class CommandLog:
             await uow.commit()
         return False
 
-    async def finished(self, key: str) -> None:
-        """Record that the work for the Slack request `key` ended (a second identity, ENDED +
-        key, in the same table, forgotten with it)."""
+    async def finished(self, keys: list[str]) -> None:
+        """Record that the work for these Slack requests ended (a second identity each, ENDED +
+        key, in the same table, forgotten with it), in one transaction."""
         async with self._uow() as uow:
-            await uow.deliveries.first_time(ENDED + key, at=self._clock())
+            for key in keys:
+                await uow.deliveries.first_time(ENDED + key, at=self._clock())
             await uow.commit()
 
     async def progress(self, key: str) -> Progress:

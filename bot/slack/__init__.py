@@ -462,9 +462,11 @@ def build_app(
     signing_secret: str,
     api_url: str,
     handoff: Handoff | None = None,
+    turns: int = InFlight.TURNS,
 ) -> AsyncApp:
     """The bolt app with every listener; with `handoff`, the work after each ack is handed to
-    the work process instead of running here."""
+    the work process instead of running here. `turns`: how many pieces of work of each lane
+    run at once (more in a work process, where no ack waits behind them)."""
     client = web_client(bot_token, api_url)
     bolt_log = get_bolt_logger(AsyncApp)
     if not any(isinstance(f, _TokenGivenTwice) for f in bolt_log.filters):
@@ -478,7 +480,7 @@ def build_app(
         process_before_response=True,
         before_authorize=gate,  # before bolt's own auth.test: a foreign request sends nothing
     )
-    inflight = InFlight()
+    inflight = InFlight(turns)
     named = register(app, services, inflight, handoff)
     # no secret (Socket Mode): nothing can be verified, so /slack/events refuses everything
     verifier = SignatureVerifier(signing_secret) if signing_secret else None

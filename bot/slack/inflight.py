@@ -16,7 +16,10 @@ class InFlight:
     than `backlog` in flight makes a command answer "busy" (without waiting for the work ahead of
     it), and shutdown drains them."""
 
-    def __init__(self, active: int = 4, backlog: int = 500) -> None:
+    TURNS = 4  # beside the acks, in one process
+    WORK_PROCESS_TURNS = 16  # in a work process: no ack shares its event loop
+
+    def __init__(self, active: int = TURNS, backlog: int = 500) -> None:
         self._active = active
         self._gates: dict[str, asyncio.Semaphore] = {}
         self.backlog = backlog

@@ -47,7 +47,7 @@ async def test_a_command_that_ended_before_its_work_process_died_is_left_alone(
 ) -> None:
     body, arrival = command(stack, "create 12345 nightly", "k1")
     await works(stack.bot.services, InFlight())["/snapshot"](body, stack.bot.slack.client, arrival)
-    await stack.bot.services.commands.finished(arrival.key)  # as the work process records it
+    await stack.bot.services.commands.finished([arrival.key])  # as the work process records it
     await run_again(stack, body, arrival)  # its "done" was lost with the process
     assert await outcomes(stack) == ["ok"]
     assert said(stack, "k1") == []  # a create answers in the channel; nothing more is said

@@ -57,8 +57,8 @@ async def test_the_work_process_runs_what_it_is_handed_and_says_what_ended() -> 
 
     ended_keys: list[str] = []
 
-    async def ended_work(key: str) -> None:
-        ended_keys.append(key)
+    async def ended_work(keys: list[str]) -> None:
+        ended_keys.extend(keys)
 
     tasks: set[asyncio.Task[None]] = set()
     ours, theirs = socket.socketpair()
