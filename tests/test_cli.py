@@ -27,6 +27,9 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
         if not key.startswith(("SLACK_", "VPS_", "VPSBOT_")) and key not in ("DATABASE_URL", "PORT")
     }
     env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'cli.db'}"
+    # one process, as the tests of start-up, crashes and shutdown have always run it (each
+    # work process adds seconds to a start); tests/test_work_process.py runs the default
+    env["VPSBOT_WORK_PROCESS"] = "false"
     env.update(extra)
     return env
 

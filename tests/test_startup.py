@@ -341,8 +341,8 @@ async def test_a_bot_with_good_credentials_starts_without_a_single_warning(
 ) -> None:
     async with peers() as (sim, slack, slack_url, vps_url):
         healthy, output = await serve_until_healthy(
-            tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url
-        )
+            tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url, VPSBOT_WORK_PROCESS="true"
+        )  # its work process says nothing either
         assert healthy, output
         assert [c.method for c in slack.calls][:1] == ["auth.test"]
         assert ("GET", "/servers/") in [(c.method, c.path) for c in sim.calls]
@@ -426,8 +426,9 @@ async def test_metrics_are_served_beside_healthz(tmp_path: Path, command: str) -
     scraped: list[str] = []
     async with peers() as (_, _, slack_url, vps_url):
         healthy, output = await serve_until_healthy(
-            tmp_path, command, scraped, SLACK_API_URL=slack_url, VPS_API_URL=vps_url
-        )
+            tmp_path, command, scraped, SLACK_API_URL=slack_url, VPS_API_URL=vps_url,
+            VPSBOT_WORK_PROCESS="true",  # serve's counters and its work process's, together
+        )  # fmt: skip
     assert healthy, output
     [text] = scraped
     assert 'vpsbot_requests{status="pending_approval"} 0.0' in text

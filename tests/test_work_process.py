@@ -25,12 +25,14 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from bot.slack.inflight import InFlight
 from bot.slack.signing import signed_headers
 from bot.vpsorg.simulator import Fault, Simulator
 from tests.fakes.slack import FIXTURES_TEAM, SlackStandIn
 from tests.test_cli import ROOT
 from tests.test_startup import SIGNING, environment, peers
 
+TURNS = InFlight.WORK_PROCESS_TURNS  # pieces of work a work process runs at once
 SNAPSHOTS = "/snapshots/"  # the list `/snapshot list 12345` reads
 
 
@@ -100,7 +102,9 @@ async def until(condition: object, what: str, seconds: float = 60) -> None:
 @asynccontextmanager
 async def serving_bot(tmp_path: Path, *prefix: str) -> AsyncIterator[Served]:
     async with peers() as (sim, slack, slack_url, vps_url):
-        env = environment(tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url)
+        env = environment(
+            tmp_path, SLACK_API_URL=slack_url, VPS_API_URL=vps_url, VPSBOT_WORK_PROCESS="true"
+        )
         process = await asyncio.create_subprocess_exec(
             *prefix, sys.executable, "-m", "bot", "serve", cwd=ROOT, env=env,
             start_new_session=bool(prefix),  # a wrapper's whole group is stopped at the end
@@ -156,17 +160,19 @@ async def test_the_work_after_the_ack_runs_in_the_work_process_and_is_counted(
 async def test_a_work_process_that_dies_is_replaced_and_every_acked_command_answered_once(
     tmp_path: Path,
 ) -> None:
-    """Four commands begun in the work process (their lists hang at VPS.org), a fifth waiting
-    for a turn: kill -9 the work process. The new one tells the four they were interrupted
-    (each audited once, nothing done twice) and carries out the fifth."""
+    """As many commands begun in the work process as it has turns (their lists hang at
+    VPS.org), one more waiting for a turn: kill -9 the work process. The new one tells those
+    begun they were interrupted (each audited once, nothing done twice) and carries out the
+    last."""
     async with serving_bot(tmp_path) as bot:
         [first] = bot.work_pids()
         bot.sim.inject(slow_lists(60, times=None))
-        keys = [f"d{n}" for n in range(5)]
+        keys = [f"d{n}" for n in range(TURNS + 1)]
         for key in keys:
             assert (await bot.command(key)).status_code == 200
-        # four at a time: the fifth waits for a turn, not begun
-        await until(lambda: len(bot.sim.calls_to("GET", SNAPSHOTS)) == 4, "four lists under way")
+        # so many at a time: the last waits for a turn, not begun
+        await until(lambda: len(bot.sim.calls_to("GET", SNAPSHOTS)) >= TURNS, "lists under way")
+        assert len(bot.sim.calls_to("GET", SNAPSHOTS)) == TURNS
         os.kill(first, signal.SIGKILL)
         bot.sim.faults.clear()
         # /healthz says so until another is up (a platform restarts an instance that stays so)
@@ -174,13 +180,13 @@ async def test_a_work_process_that_dies_is_replaced_and_every_acked_command_answ
         await bot.health_until({"status": "ok", "database": "ok", "work_process": "ok"})
         assert bot.work_pids() not in ([], [first])
         await until(lambda: all(bot.answers(k) for k in keys), "an answer to every command")
-        await until(lambda: len(bot.commands()) == 5, "five command rows")
+        await until(lambda: len(bot.commands()) == TURNS + 1, "a command row each")
         answers = {key: bot.answers(key) for key in keys}
         assert all(len(said) == 1 for said in answers.values()), answers
         interrupted = [k for k, [said] in answers.items() if "restarted its work" in said]
-        assert len(interrupted) == 4, answers
+        assert len(interrupted) == TURNS, answers
         outcomes = sorted(str(row["outcome"]) for row in bot.commands())
-        assert outcomes == ["interrupted"] * 4 + ["ok"]
+        assert outcomes == ["interrupted"] * TURNS + ["ok"]
 
 
 async def test_stopping_serve_finishes_every_command_it_acked(tmp_path: Path) -> None:
