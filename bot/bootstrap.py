@@ -228,7 +228,7 @@ async def run_work_process(settings: Settings, fd: int, front: int) -> None:
     handed over on the socket `fd`, and the tracker and the outbox sender. It ends when the
     front says so (after its last ack) or goes away, once that work has finished."""
     _die_with_front(front)
-    _behind_the_acks()
+    os.nice(WORK_NICENESS)  # when the machine is busy, the front's acks come first
     bot = build(settings, turns=InFlight.WORK_PROCESS_TURNS)
     bot.schema_ready = True  # the front checked and upgraded the schema before starting it
     try:
@@ -303,20 +303,6 @@ async def run_worker_process(
             await bot.stop()
     finally:
         sock.close()
-
-
-def _behind_the_acks() -> None:
-    """The work process runs on CPU the front (and the rest of the machine) leaves: Linux's
-    SCHED_IDLE, which any process may choose for itself, where there is one (flat out at 10
-    and 50 clients, the acks' p99 was 1.5× a bare bolt app's at niceness 19, 1.0–1.2× so);
-    niceness 19 elsewhere. Its threads, started later, inherit it."""
-    os.nice(WORK_NICENESS)
-    idle = getattr(os, "SCHED_IDLE", None)
-    if idle is not None:
-        try:
-            os.sched_setscheduler(0, idle, os.sched_param(0))
-        except OSError:
-            log.warning("the work process runs at niceness %d only", WORK_NICENESS)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
